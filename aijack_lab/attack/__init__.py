@@ -1,0 +1,13 @@
+"""Attacks. One family per subpackage (``evasion``, ...); the paper's names are re-exported here.
+
+To add an export, add one line ``"Name": ".family"`` to ``_EXPORTS``.
+"""
+from ..utils.lazy import lazy_exports
+from .base import BaseAttacker
+
+_EXPORTS = {
+    "FGSMAttacker": ".evasion",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["BaseAttacker", *_EXPORTS]

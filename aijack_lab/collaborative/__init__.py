@@ -1,0 +1,17 @@
+"""Collaborative learning: horizontal FL protocols (``fedavg``, ...), vertical ones (``splitnn``, ``tree``).
+
+The paper's names are re-exported lazily; to add one, add ``"Name": ".module"`` to ``_EXPORTS``.
+"""
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "BaseClient": ".core",
+    "BaseServer": ".core",
+    "BaseFedAPI": ".core",
+    "FedAVGClient": ".fedavg",
+    "FedAVGServer": ".fedavg",
+    "FedAVGAPI": ".fedavg",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

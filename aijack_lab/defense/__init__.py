@@ -1,0 +1,11 @@
+"""Defenses: managers, wrappers and modules. One family per subpackage; the paper's names re-exported here.
+
+To add an export, add one line ``"Name": ".family"`` to ``_EXPORTS``.
+"""
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)
