@@ -1,0 +1,31 @@
+"""Each committed notebook equals what tools/write_notebook.py builds from notebooks/src/ (no outputs)."""
+import json
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from write_notebook import build  # noqa: E402
+
+SOURCES = sorted((ROOT / "notebooks" / "src").glob("*.py"))
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=[s.stem for s in SOURCES])
+def test_notebook_matches_source(src):
+    nb_path = ROOT / "notebooks" / f"{src.stem}.ipynb"
+    assert nb_path.exists(), f"{nb_path.name} missing: run tools/write_notebook.py {src} {nb_path}"
+    committed = json.loads(nb_path.read_text())
+    built = json.loads(json.dumps(build(str(src))))
+    assert [c["source"] for c in committed["cells"]] == [c["source"] for c in built["cells"]], (
+        f"{nb_path.name} differs from its source: rebuild it with tools/write_notebook.py"
+    )
+    for cell in committed["cells"]:
+        assert not cell.get("outputs"), f"{nb_path.name} was committed with outputs"
+
+
+def test_every_notebook_has_a_source():
+    notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert notebooks == {s.stem for s in SOURCES}
