@@ -9,11 +9,19 @@ def parameters_to_list(model: torch.nn.Module) -> List[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
+def named_parameters_dict(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """Detached copies of the model's parameters by name (buffers such as BN statistics stay local)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
 def load_parameters(model: torch.nn.Module, params: Union[Sequence[torch.Tensor], Dict[str, torch.Tensor]]) -> None:
-    """Copy a parameter list (or a state dict) into ``model`` in place."""
+    """Copy a parameter list, or a dict of parameters by name, into ``model`` in place."""
     if isinstance(params, dict):
-        model.load_state_dict(params)
-        return
+        named = dict(model.named_parameters())
+        missing = sorted(set(named) - set(params))
+        if missing:
+            raise ValueError(f"received parameters lack {missing}")
+        params = [params[name] for name in named]
     own = list(model.parameters())
     if len(own) != len(params):
         raise ValueError(f"expected {len(own)} parameter tensors, got {len(params)}")

@@ -78,6 +78,8 @@ class FedAVGClient(BaseClient):
 
     # -- communication ------------------------------------------------------------------------
     def upload(self) -> List[torch.Tensor]:
+        """What this client sends under its ``send_gradient`` setting (the server's ``receive``
+        calls ``upload_gradients``/``upload_parameters`` directly; managers override those)."""
         return self.upload_gradients() if self.send_gradient else self.upload_parameters()
 
     def upload_parameters(self) -> List[torch.Tensor]:
@@ -87,8 +89,8 @@ class FedAVGClient(BaseClient):
         return [(prev - p.detach()) / self.lr for prev, p in zip(self.prev_parameters, self.model.parameters())]
 
     def download(self, payload: Union[Sequence, Dict]) -> None:
-        """Take the global parameters (``server_side_update``) or apply the aggregated gradient."""
-        if self.server_side_update or isinstance(payload, dict):
+        """Take the global parameters (a dict by name) or apply an aggregated gradient (a list)."""
+        if isinstance(payload, dict):
             load_parameters(self.model, payload)
         else:
             self.apply_global_gradient(payload)

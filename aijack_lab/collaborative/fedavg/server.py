@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ...utils.validation import check_positive
-from ..core import BaseServer, check_finite_update, load_parameters, parameters_to_list
+from ..core import BaseServer, check_finite_update, load_parameters, named_parameters_dict, parameters_to_list
 from ..optimizers import make_parameter_optimizer
 
 
@@ -72,9 +72,13 @@ class FedAVGServer(BaseServer):
 
     # -- the three steps of a round -----------------------------------------------------------
     def receive(self, use_gradients: bool = True) -> None:
+        """Collect ``upload_gradients()`` (or ``upload_parameters()``) from every client.
+
+        Client managers change what is sent by overriding those two methods.
+        """
         uploads = []
         for i, client in enumerate(self.clients):
-            update = client.upload()
+            update = client.upload_gradients() if use_gradients else client.upload_parameters()
             check_finite_update(update, self._client_name(i))
             uploads.append(update)
         if use_gradients:
@@ -115,10 +119,11 @@ class FedAVGServer(BaseServer):
         load_parameters(self.server_model, self.aggregate(self.uploaded_models, self.last_weights))
 
     def distribute(self, force_send_model_state_dict: bool = False) -> None:
+        """Send the global parameters (a dict by name), or the aggregated gradient (a list) when
+        clients update themselves (``server_side_update=False``)."""
         if self.server_side_update or force_send_model_state_dict or self.aggregated_gradients is None:
-            payload = parameters_to_list(self.server_model)
             for client in self.clients:
-                client.download([t.clone() for t in payload])
+                client.download(named_parameters_dict(self.server_model))
         else:
             for client in self.clients:
                 client.download(self.aggregated_gradients)
