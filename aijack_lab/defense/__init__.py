@@ -5,6 +5,8 @@ To add an export, add one line ``"Name": ".family"`` to ``_EXPORTS``.
 from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
+    "Mondrian": ".kanonymity",
+    "PixelDP": ".pixeldp",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
