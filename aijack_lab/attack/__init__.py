@@ -7,6 +7,12 @@ from .base import BaseAttacker
 
 _EXPORTS = {
     "FGSMAttacker": ".evasion",
+    "HistoryAttackClientWrapper": ".poison",
+    "LabelFlipAttackClientManager": ".poison",
+    "MAPFClientWrapper": ".poison",
+    "DistributedBackdoorAttackClientManager": ".backdoor",
+    "ModelReplacementAttackClientManager": ".backdoor",
+    "FreeRiderClientManager": ".freerider",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,6 +5,7 @@ To add an export, add one line ``"Name": ".family"`` to ``_EXPORTS``.
 from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
+    "NormClippingServerManager": ".clipping",
     "Mondrian": ".kanonymity",
     "PixelDP": ".pixeldp",
 }
