@@ -7,6 +7,9 @@ from .base import BaseAttacker
 
 _EXPORTS = {
     "FGSMAttacker": ".evasion",
+    "GradientInversion_Attack": ".inversion",
+    "GradientInversionAttackServerManager": ".inversion",
+    "GANAttackClientManager": ".inversion",
     "HistoryAttackClientWrapper": ".poison",
     "LabelFlipAttackClientManager": ".poison",
     "MAPFClientWrapper": ".poison",
