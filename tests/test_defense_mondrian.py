@@ -319,3 +319,23 @@ def test_fuzz_core_never_crashes(n, d, values, cont, ncat, k):
     assert res["sizes"].sum() == n
     assert res["sizes"].min() >= k
     assert set(res["partition_id"].tolist()) == set(range(len(res["sizes"])))
+
+
+# -- panel -----------------------------------------------------------------------------------------------
+def test_mondrian_panel_runs_and_code_view_reproduces():
+    from aijack_lab.widgets import MondrianPanel
+    from aijack_lab.widgets.testing import assert_code_reproduces
+
+    panel = MondrianPanel(k=7, n_rows=800)
+    result = panel.run()
+    assert result["min_class_size"] >= 7
+    assert result["n_classes"] > 800 / (4 * 7)
+    curve = result["information_loss_curve"]
+    assert all(a <= b for a, b in zip(curve, curve[1:]))  # coarser classes, more loss
+    assert panel.image.value  # the figure was drawn
+    ns = assert_code_reproduces(panel)
+    assert ns["df_ignore_unused_features"].shape == (800, 4)
+    panel.set(quasi_identifiers="diabetes:age,bmi|sex", k=3)
+    result = panel.run()
+    assert result["rows"] == 442 and result["min_class_size"] >= 3
+    assert_code_reproduces(panel)

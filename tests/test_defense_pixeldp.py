@@ -204,3 +204,18 @@ def test_bad_input():
         PixelDP(model, 5, n_population_mc=10).eval()(torch.rand(2, 1, 8, 8))
     with pytest.raises(TypeError, match="tensor"):
         pdp(np.zeros((2, 64)))
+
+
+def test_pixeldp_panel_runs_and_code_view_reproduces():
+    from aijack_lab.widgets import PixelDPPanel
+    from aijack_lab.widgets.testing import assert_code_reproduces
+
+    panel = PixelDPPanel(epochs=6, n_population_mc=100)
+    r = panel.run()
+    assert r["pixeldp_accuracy"] > 0.75 and r["clean_accuracy"] > 0.85
+    assert r["certified_accuracy"][0] == pytest.approx(r["pixeldp_accuracy"])
+    assert all(a >= b for a, b in zip(r["certified_accuracy"], r["certified_accuracy"][1:]))
+    assert r["certified_fraction"] > 0.5
+    assert r["fgsm_plain_accuracy"][-1] < r["fgsm_plain_accuracy"][0] - 0.3  # FGSM hurts the plain model
+    assert panel.image.value
+    assert_code_reproduces(panel)
