@@ -1,0 +1,7 @@
+"""Differential privacy: the RDP moments accountant, DP-SGD, AdaDPS, DPlis and a DP FedAVG client."""
+from .accountant import GeneralMomentAccountant
+from .grad_sample import DPEngine, per_sample_gradients
+from .manager import AdaDPSManager, DPSGDClientManager, DPSGDManager
+
+__all__ = ["GeneralMomentAccountant", "DPSGDManager", "AdaDPSManager", "DPSGDClientManager", "DPEngine",
+           "per_sample_gradients"]
