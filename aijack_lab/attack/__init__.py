@@ -7,6 +7,11 @@ from .base import BaseAttacker
 
 _EXPORTS = {
     "FGSMAttacker": ".evasion",
+    "Evasion_attack_sklearn": ".evasion",
+    "DIVAWhiteBoxAttacker": ".evasion",
+    "Poison_attack_sklearn": ".poison",
+    "MI_FACE": ".inversion",
+    "ShadowMembershipInferenceAttack": ".membership",
     "GradientInversion_Attack": ".inversion",
     "GradientInversionAttackServerManager": ".inversion",
     "GANAttackClientManager": ".inversion",

@@ -5,6 +5,7 @@ Each attack lives in its own module; to add one, add ``"Name": ".module"`` to ``
 from ...utils.lazy import lazy_exports
 
 _EXPORTS = {
+    "MI_FACE": ".miface",
     "GradientInversion_Attack": ".gradientinversion",
     "GradientInversionAttackServerManager": ".gradientinversion_manager",
     "GANAttackClientManager": ".gan_attack",
