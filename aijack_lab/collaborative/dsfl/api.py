@@ -1,0 +1,68 @@
+"""DSFLAPI: local training, ERA aggregation on unlabeled public data, global and local distillation."""
+from typing import Callable, List, Optional, Sequence
+
+import torch
+
+from ...utils.progress import ProgressCallback
+from ...utils.validation import check_positive_int
+from ..distillation import BaseFLKnowledgeDistillationAPI
+
+
+class DSFLAPI(BaseFLKnowledgeDistillationAPI):
+    """Each round: clients train on private data (``epoch_local_training``) and upload soft labels
+    on the public inputs; the server aggregates them (ERA), distils them into the global model
+    (``epoch_global_distillation``) and sends them back; clients distil them
+    (``epoch_local_distillation``). History entries add ``entropy_before``/``entropy_after``.
+    """
+
+    def __init__(
+        self,
+        server,
+        clients: List,
+        public_dataloader=None,
+        local_dataloaders: Optional[Sequence] = None,
+        criterion=None,
+        num_communication: int = 1,
+        device: str = "cpu",
+        client_optimizers: Optional[Sequence] = None,
+        server_optimizer=None,
+        validation_dataloader=None,
+        epoch_local_training: int = 1,
+        epoch_global_distillation: int = 1,
+        epoch_local_distillation: int = 1,
+        custom_action: Optional[Callable] = None,
+        on_round=None,
+        progress: Optional[ProgressCallback] = None,
+    ):
+        if local_dataloaders is None:
+            raise ValueError("DSFLAPI needs local_dataloaders (one per client)")
+        super().__init__(
+            server, clients, public_dataloader, local_dataloaders, validation_dataloader, criterion,
+            num_communication, device=device, client_optimizers=client_optimizers, custom_action=custom_action,
+            on_round=on_round, progress=progress,
+        )
+        self.epoch_local_training = check_positive_int("epoch_local_training", epoch_local_training)
+        self.epoch_global_distillation = check_positive_int("epoch_global_distillation", epoch_global_distillation, allow_zero=True)
+        self.epoch_local_distillation = check_positive_int("epoch_local_distillation", epoch_local_distillation, allow_zero=True)
+        if server_optimizer is None:
+            server_optimizer = torch.optim.Adam(server.server_model.parameters(), lr=1e-3)
+        self.server_optimizer = server_optimizer
+
+    def run(self):
+        for com_cnt in range(self.num_communication):
+            start = self._now()
+            losses = self.train_client(public=False, epoch=self.epoch_local_training)
+            self.server.receive()
+            uploads = list(self.server.uploaded_probs)
+            self.count_upload(uploads)
+            self.server.update()
+            if self.epoch_global_distillation:
+                self.server.update_globalmodel(self.server_optimizer, epoch=self.epoch_global_distillation, seed=com_cnt)
+            self.server.distribute()
+            self.count_download(self.server.global_logit, copies=self.client_num)
+            if self.epoch_local_distillation:
+                for c, opt in zip(self.clients, self.client_optimizers):
+                    c.approach_consensus(opt, epoch=self.epoch_local_distillation, seed=com_cnt)
+            self.record_round(com_cnt, losses, start, uploads=uploads,
+                              entropy_before=self.server.entropy_before, entropy_after=self.server.entropy_after)
+        return self.history
