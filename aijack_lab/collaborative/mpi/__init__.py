@@ -1,0 +1,16 @@
+"""MPI backend for federated learning (paper Code 6 / S-12): one party per rank, via mpi4py.
+
+Run a script with ``mpiexec -n K+1 python script.py`` (rank 0 the server, ranks 1..K clients);
+``mpi4py`` and the ``mpich`` wheel come from PyPI (``pip install "aijack_lab[mpi]"``).
+This package never imports mpi4py itself: the script passes its communicator.
+"""
+from .fedavg import MPIFedAVGAPI, MPIFedAVGClientManager, MPIFedAVGServerManager
+from .transport import DEFAULT_TIMEOUT, MPIRankError
+
+__all__ = [
+    "MPIFedAVGAPI",
+    "MPIFedAVGClientManager",
+    "MPIFedAVGServerManager",
+    "MPIRankError",
+    "DEFAULT_TIMEOUT",
+]

@@ -1,0 +1,222 @@
+"""MPI backend (paper Code 6): same global model as in-process FedAVG, managers still attach, and a
+rank that dies or stops answering ends the job with an error naming it, never a hang.
+
+The mpiexec tests are marked ``mpi`` and ``slow`` and run under a hard timeout (run_mpi_job kills
+the whole process group), so nothing can hang CI.
+"""
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from aijack_lab.collaborative import (
+    FedAVGAPI, FedAVGClient, FedAVGServer, MPIFedAVGAPI, MPIFedAVGClientManager, MPIFedAVGServerManager, MPIRankError,
+)
+from aijack_lab.collaborative.mpi.launch import _explain_failure, read_rank_status, run_mpi_job
+from aijack_lab.collaborative.mpi.transport import gather_from, send_to
+from aijack_lab.datasets import make_client_dataloaders, partition_iid
+from aijack_lab.models import make_digits_model
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = str(ROOT / "examples" / "mpi_fedavg.py")
+JOB = str(ROOT / "tests" / "mpi_jobs" / "fedavg_job.py")
+JOB_TIMEOUT = 150  # seconds: a hard bound on every mpiexec run of this file
+
+
+class SilentComm:
+    """A communicator on which nobody ever answers (for the transport's timeouts)."""
+
+    def __init__(self, rank=0, size=3):
+        self.rank, self.size = rank, size
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.size
+
+    def Iprobe(self, source=None, tag=None):
+        return False
+
+    def recv(self, source=None, tag=None):  # pragma: no cover - never reached
+        raise AssertionError
+
+    def isend(self, obj, dest, tag):
+        class Pending:
+            def Test(self):
+                return False
+        return Pending()
+
+    def Abort(self, code=1):  # pragma: no cover
+        raise SystemExit(code)
+
+
+def inprocess(digits, n_clients, rounds, model="cnn", local_epoch=1, server_cls=FedAVGServer):
+    x_tr, y_tr, x_te, y_te = digits
+    parts = partition_iid(len(x_tr), n_clients, seed=0)
+    loaders = make_client_dataloaders(x_tr, y_tr, parts, batch_size=32, seed=0)
+    clients = [FedAVGClient(make_digits_model(model, seed=0), user_id=i + 1) for i in range(n_clients)]
+    server = server_cls(clients, make_digits_model(model, seed=0))
+    opts = [torch.optim.SGD(c.parameters(), lr=0.1, momentum=0.9) for c in clients]
+    history = FedAVGAPI(server, clients, nn.CrossEntropyLoss(), opts, loaders, num_communication=rounds,
+                        local_epoch=local_epoch, validation_dataloader=(x_te, y_te)).run()
+    return server, history
+
+
+def max_diff(params_a, params_b):
+    return max((a.detach() - b.detach()).abs().max().item() for a, b in zip(params_a, params_b))
+
+
+# -- fast checks (no mpiexec) -------------------------------------------------------------------
+def test_silent_rank_is_named_after_the_timeout():
+    start = time.monotonic()
+    with pytest.raises(MPIRankError, match=r"rank 2 did not send its update for round 0 within 0.3 s") as err:
+        gather_from(_OneAnswers(), [1, 2], tag=12, timeout=0.3, what="its update for round 0")
+    assert err.value.rank == 2
+    assert 0.3 <= time.monotonic() - start < 3.0
+    with pytest.raises(MPIRankError, match=r"MPI rank 1 did not take the global model within 0.2 s"):
+        send_to(SilentComm(), {"x": 1}, [1], tag=11, timeout=0.2, what="the global model")
+
+
+class _OneAnswers(SilentComm):
+    """Rank 1 has sent its message; rank 2 never does."""
+
+    def __init__(self):
+        super().__init__()
+        self.box = {1: "update from 1"}
+
+    def Iprobe(self, source=None, tag=None):
+        return source in self.box
+
+    def recv(self, source=None, tag=None):
+        return self.box.pop(source)
+
+
+def test_arguments_are_checked():
+    comm = SilentComm(rank=0, size=3)
+    MPIServer = MPIFedAVGServerManager().attach(FedAVGServer)
+    MPIClient = MPIFedAVGClientManager().attach(FedAVGClient)
+    with pytest.raises(ValueError, match="clients must be ranks in 0..2 other than the server's rank 0"):
+        MPIServer(comm, [0, 1], make_digits_model("mlp"))
+    with pytest.raises(TypeError, match="integer ranks"):
+        MPIServer(comm, [1.5], make_digits_model("mlp"))
+    with pytest.raises(TypeError, match="comm must be an MPI communicator"):
+        MPIServer(object(), [1, 2], make_digits_model("mlp"))
+    server = MPIServer(comm, [1, 2], make_digits_model("mlp"))
+    with pytest.raises(ValueError, match="is_server=False but party is an MPI server"):
+        MPIFedAVGAPI(comm, server, False, nn.CrossEntropyLoss())
+    with pytest.raises(TypeError, match="party must be built by MPIFedAVGServerManager"):
+        MPIFedAVGAPI(comm, FedAVGServer([], make_digits_model("mlp")), True, nn.CrossEntropyLoss())
+    with pytest.raises(ValueError, match="timeout must be > 0"):
+        MPIFedAVGAPI(comm, server, True, nn.CrossEntropyLoss(), timeout=0)
+    with pytest.raises(ValueError, match="num_communication must be > 0"):
+        MPIFedAVGAPI(comm, server, True, nn.CrossEntropyLoss(), num_communication=0)
+    client = MPIClient(SilentComm(rank=1), make_digits_model("mlp"), user_id=1)
+    with pytest.raises(ValueError, match="local_optimizer is required"):
+        MPIFedAVGAPI(SilentComm(rank=1), client, False, nn.CrossEntropyLoss())
+    with pytest.raises(ValueError, match="cannot run on the server's rank 0"):
+        MPIClient(comm, make_digits_model("mlp"), user_id=0)
+
+
+def test_server_stops_with_the_silent_rank_named_instead_of_hanging():
+    comm = SilentComm(rank=0, size=3)
+    server = MPIFedAVGServerManager().attach(FedAVGServer)(comm, [1, 2], make_digits_model("mlp"))
+    api = MPIFedAVGAPI(comm, server, True, nn.CrossEntropyLoss(), timeout=0.2, abort_on_error=False)
+    with pytest.raises(MPIRankError, match=r"MPI ranks 1, 2 did not take the global model after round 0 within 0.2 s"):
+        api.run()
+
+
+def test_launcher_maps_a_killed_pid_to_its_rank():
+    hydra = ("=====\n=   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES\n=   PID 4242 RUNNING AT vm\n"
+             "=   EXIT CODE: 9\n=   CLEANING UP REMAINING PROCESSES\n")
+    err = _explain_failure(hydra, {0: {"pid": 4240, "round": 3}, 2: {"pid": 4242, "round": 2}})
+    assert err.rank == 2 and "MPI rank 2 (pid 4242 on vm) died" in str(err) and "after round 2" in str(err)
+    ours = "[aijack_lab] MPI rank 0 stops the run: MPIRankError(rank=1): MPI rank 1 did not send ..."
+    err = _explain_failure(ours, {})
+    assert err.rank == 1 and "rank 0 reported" in str(err)
+
+
+# -- mpiexec runs ---------------------------------------------------------------------------------
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_example_script_equals_inprocess_fedavg(digits, tmp_path):
+    out = tmp_path / "mpi.pt"
+    run_mpi_job(EXAMPLE, 3, ["--rounds", "2", "--out", str(out)], timeout=JOB_TIMEOUT)
+    saved = torch.load(out)
+    server, history = inprocess(digits, n_clients=2, rounds=2)
+    assert max_diff(server.server_model.parameters(), saved["parameters"]) <= 1e-5
+    mpi_acc = [h["global_accuracy"] for h in saved["history"]]
+    assert mpi_acc == pytest.approx([h["global_accuracy"] for h in history], abs=1e-6)
+    assert mpi_acc[-1] > 0.8
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_norm_clipping_manager_attaches_to_the_mpi_server(digits, tmp_path):
+    NormClippingServerManager = pytest.importorskip("aijack_lab.defense").NormClippingServerManager
+    out = tmp_path / "clip.pt"
+    run_mpi_job(JOB, 3, ["--rounds", "2", "--clip", "0.5", "--out", str(out)], timeout=JOB_TIMEOUT)
+    saved = torch.load(out)
+    server, _ = inprocess(digits, n_clients=2, rounds=2, model="mlp",
+                          server_cls=NormClippingServerManager(0.5).attach(FedAVGServer))
+    assert max_diff(server.server_model.parameters(), saved["parameters"]) <= 1e-5
+    # clipping was really applied over MPI: every update's norm exceeded 0.5
+    assert all(f < 1.0 for factors in saved["clip_factors"] for f in factors)
+
+
+def _run_and_hit_rank(tmp_path, sig, timeout_arg):
+    """Start a long MPI job, send ``sig`` to client rank 2 after round 2, return (error, seconds after the signal)."""
+    box = {}
+
+    def target():
+        try:
+            run_mpi_job(JOB, 3, ["--rounds", "100000", "--timeout", str(timeout_arg)], timeout=JOB_TIMEOUT,
+                        status_dir=str(tmp_path))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline and thread.is_alive():
+        status = read_rank_status(str(tmp_path))
+        if status.get(0, {}).get("round", -1) >= 2 and 2 in status:
+            break
+        time.sleep(0.2)
+    status = read_rank_status(str(tmp_path))
+    assert status.get(0, {}).get("round", -1) >= 2, f"the job did not start: {box}"
+    pid = status[2]["pid"]
+    os.kill(pid, sig)
+    hit = time.monotonic()
+    thread.join(JOB_TIMEOUT)
+    elapsed = time.monotonic() - hit
+    try:  # never leave a stopped process behind
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    assert not thread.is_alive()
+    return box.get("error"), elapsed
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_killed_client_rank_ends_the_job_with_an_error_naming_it(tmp_path):
+    error, elapsed = _run_and_hit_rank(tmp_path, signal.SIGKILL, timeout_arg=20)
+    assert isinstance(error, MPIRankError)
+    assert error.rank == 2 and "MPI rank 2" in str(error)
+    assert elapsed < 20  # MPICH ends the job at once, before the protocol's own timeout
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_stopped_client_rank_is_named_after_the_timeout(tmp_path):
+    error, elapsed = _run_and_hit_rank(tmp_path, signal.SIGSTOP, timeout_arg=3)
+    assert isinstance(error, MPIRankError)
+    assert error.rank == 2
+    assert "did not send its update" in str(error) and "MPI rank 2" in str(error)
+    assert elapsed < 3 + 15  # the documented timeout plus the abort
