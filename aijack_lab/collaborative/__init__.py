@@ -11,6 +11,23 @@ _EXPORTS = {
     "FedAVGClient": ".fedavg",
     "FedAVGServer": ".fedavg",
     "FedAVGAPI": ".fedavg",
+    "FedProxClient": ".fedprox",
+    "FedProxAPI": ".fedprox",
+    "FedKDClient": ".fedkd",
+    "MOONClient": ".moon",
+    "FedEXPServer": ".fedexp",
+    "SGDFLOptimizer": ".optimizer",
+    "AdamFLOptimizer": ".optimizer",
+    "BaseFLKnowledgeDistillationAPI": ".distillation",
+    "FedMDClient": ".fedmd",
+    "FedMDServer": ".fedmd",
+    "FedMDAPI": ".fedmd",
+    "FedGEMSClient": ".fedgems",
+    "FedGEMSServer": ".fedgems",
+    "FedGEMSAPI": ".fedgems",
+    "DSFLClient": ".dsfl",
+    "DSFLServer": ".dsfl",
+    "DSFLAPI": ".dsfl",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
