@@ -6,4 +6,6 @@ default; other engines register a name with ``register_engine``.
 """
 from .base import BaseEngine, InProcessEngine, register_engine, resolve_engine, available_engines
 
+register_engine("ipyparallel", "aijack_lab.engines.ipyparallel:IPyParallelEngine")
+
 __all__ = ["BaseEngine", "InProcessEngine", "register_engine", "resolve_engine", "available_engines"]
