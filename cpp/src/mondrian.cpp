@@ -46,7 +46,7 @@ class Mondrian {
     std::vector<size_t> distinct;
     extent(0, n_, lo, hi, distinct);
     for (size_t j = 0; j < d_; ++j)
-      global_width_[j] = cont_[j] ? half_width(lo[j], hi[j]) : static_cast<double>(distinct[j]) - 1.0;
+      global_width_[j] = cont_[j] ? half_width(lo[j], hi[j]) : cat_width(distinct[j]);
   }
 
   MondrianResult run() {
@@ -70,7 +70,7 @@ class Mondrian {
       if (m >= 2 * k_) {
         extent(b, e, lo, hi, distinct);
         for (size_t j = 0; j < d_; ++j) {
-          const double w = cont_[j] ? half_width(lo[j], hi[j]) : static_cast<double>(distinct[j]) - 1.0;
+          const double w = cont_[j] ? half_width(lo[j], hi[j]) : cat_width(distinct[j]);
           span[j] = global_width_[j] > 0 ? w / global_width_[j] : 0.0;
         }
         std::iota(order.begin(), order.end(), size_t{0});
@@ -96,6 +96,8 @@ class Mondrian {
   double at(size_t row, size_t j) const { return x_[row * d_ + j]; }
   // (hi - lo) / 2 without overflow for values near +-DBL_MAX; only ratios of widths are used
   static double half_width(double lo, double hi) { return hi / 2 - lo / 2; }
+  // a set of s > 1 categories costs s / |domain| in the normalized certainty penalty; one costs nothing
+  static double cat_width(size_t distinct) { return distinct > 1 ? static_cast<double>(distinct) : 0.0; }
 
   // Min/max per dimension and distinct-category counts over rows [b, e).
   void extent(size_t b, size_t e, std::vector<double> &lo, std::vector<double> &hi, std::vector<size_t> &distinct) {
