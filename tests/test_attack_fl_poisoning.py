@@ -157,7 +157,7 @@ def test_attack_manager_composes_with_server_defense(digits):
     """An attack client manager and a server manager attached together: median norm clipping blunts model replacement."""
     clipped_server = NormClippingServerManager().attach(FedAVGServer)
     acc, server, success = _mr_run(digits, gamma=5.0, server_cls=clipped_server)
-    assert success <= 0.5, success
+    assert success <= 0.1, success
     assert acc[-1] >= 0.9
     # round 4: the attacker's boosted update is the largest and is scaled down
     norms, factors = server.update_norms[4], server.clip_factors[4]
