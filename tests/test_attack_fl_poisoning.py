@@ -300,3 +300,18 @@ def test_trigger_outside_the_image_is_rejected():
 def test_attach_needs_a_class():
     with pytest.raises(TypeError, match="class"):
         FreeRiderClientManager().attach(FedAVGClient(NN()))
+
+
+def test_model_replacement_stops_training_once_the_reference_loss_is_small(digits):
+    x, y = digits[0][:64], digits[1][:64]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+    reference = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(TRIGGER(x), torch.zeros_like(y)), batch_size=32)
+    done = ModelReplacementAttackClientManager(alpha=1.0, gamma=2.0, reference_dataloader=reference, eps=1e9)
+    client = done.attach(FedAVGClient)(NN())
+    before = flatten_update(list(client.parameters()))
+    losses = client.local_train(3, nn.CrossEntropyLoss(), loader, torch.optim.SGD(client.parameters(), lr=0.1))
+    assert losses == [] and torch.equal(before, flatten_update(list(client.parameters())))
+    assert client.num_samples == 64
+    busy = ModelReplacementAttackClientManager(alpha=1.0, gamma=2.0, reference_dataloader=reference, eps=0.0)
+    client = busy.attach(FedAVGClient)(NN())
+    assert len(client.local_train(3, nn.CrossEntropyLoss(), loader, torch.optim.SGD(client.parameters(), lr=0.1))) == 3
