@@ -315,3 +315,34 @@ def test_model_replacement_stops_training_once_the_reference_loss_is_small(digit
     busy = ModelReplacementAttackClientManager(alpha=1.0, gamma=2.0, reference_dataloader=reference, eps=0.0)
     client = busy.attach(FedAVGClient)(NN())
     assert len(client.local_train(3, nn.CrossEntropyLoss(), loader, torch.optim.SGD(client.parameters(), lr=0.1))) == 3
+
+
+# -- the same managers on MPI clients ------------------------------------------------------------
+@pytest.mark.mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ["mapf", "freerider"])
+def test_attack_managers_attach_to_the_mpi_client(digits, tmp_path, attack):
+    """The last of 2 MPI client ranks is malicious; the global model equals the in-process attacked run."""
+    from pathlib import Path
+
+    from aijack_lab.collaborative.mpi.launch import run_mpi_job
+
+    job = str(Path(__file__).resolve().parent / "mpi_jobs" / "fl_attack_job.py")
+    out = tmp_path / "attack.pt"
+    run_mpi_job(job, 3, ["--attack", attack, "--rounds", "2", "--out", str(out)], timeout=150)
+    saved = torch.load(out)
+
+    x, y, x_test, y_test = digits
+    loaders = make_client_dataloaders(x, y, partition_iid(len(x), 2, seed=0), batch_size=32, seed=0)
+    manager = MAPFClientWrapper(lam=3) if attack == "mapf" else FreeRiderClientManager(mu=0, sigma=1.0)
+    mlp = lambda: make_digits_model("mlp", seed=0)  # noqa: E731
+    clients = [FedAVGClient(mlp(), user_id=1), manager.attach(FedAVGClient)(mlp(), user_id=2)]
+    server = FedAVGServer(clients, mlp())
+    opts = [torch.optim.SGD(c.parameters(), lr=0.1, momentum=0.9) for c in clients]
+    history = FedAVGAPI(server, clients, nn.CrossEntropyLoss(), opts, loaders, num_communication=2,
+                        validation_dataloader=(x_test, y_test)).run()
+    diff = max((a.detach() - b).abs().max().item() for a, b in zip(server.server_model.parameters(), saved["parameters"]))
+    assert diff <= 1e-5
+    assert saved["accuracy"] == pytest.approx([h["global_accuracy"] for h in history], abs=1e-6)
+    if attack == "mapf":
+        assert saved["accuracy"][-1] < 0.3  # the attack works over MPI too
