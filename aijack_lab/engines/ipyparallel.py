@@ -1,0 +1,346 @@
+"""Federated clients on ipyparallel engines: ``FedAVGAPI(..., engine=IPyParallelEngine(n_engines=2))``.
+
+Each round, every client's local training runs on an engine (client ``i`` on engine ``i mod n``);
+the server stays in this process. Per round the engine gets the client (its model, state and
+class, managers included) and its optimizer, trains, and sends them back; their state is copied
+into the local objects, so the run gives the same numbers as in-process training. A client's
+data is shipped once and stays on its engine; the loader's random state travels each round.
+
+``IPyParallelEngine()`` starts a local cluster on first use (``engines="mpi"`` starts the engines
+under ``mpiexec``), or joins a running one with ``profile=``/``cluster_id=`` or
+``connection_file=`` (the controller's ``ipcontroller-client.json``). ``close()`` (or ``with``)
+stops what it started and never stops a cluster it joined.
+
+Failures: a client whose engine dies (or that raises) stops the round with
+:class:`EngineFailedError` naming the client and the engine; a training that outlives ``timeout``
+seconds does too. A cluster this engine started is then shut down.
+"""
+import os
+import socket
+import sys
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from .base import BaseEngine
+
+DEFAULT_TIMEOUT = 300.0
+"""Seconds one client's local training may take on an engine before the round is stopped."""
+
+# what stays on an engine between rounds: client data, keyed by (session token, client index)
+_STORE: Dict[Any, Any] = {}
+
+
+class EngineFailedError(RuntimeError):
+    """An engine died, timed out or raised while training a client. ``client`` is its ``user_id``."""
+
+    def __init__(self, message: str, client=None, engine_id=None):
+        super().__init__(message)
+        self.client = client
+        self.engine_id = engine_id
+
+
+def _engine_setup(threads):  # runs on an engine
+    import os
+    import socket
+
+    import cloudpickle  # noqa: F401 - import now, not in the first round
+    import torch
+
+    import aijack_lab.collaborative  # noqa: F401
+    import aijack_lab.engines.ipyparallel  # noqa: F401
+
+    torch.set_num_threads(int(threads))
+    return socket.gethostname(), os.getpid()
+
+
+def _remote_local_train(blob, key, loader_blob, local_epoch, com_cnt, gen_state):  # runs on an engine
+    import cloudpickle
+    import torch
+
+    from aijack_lab.engines import ipyparallel as here
+
+    if loader_blob is not None:
+        here._STORE[key] = cloudpickle.loads(loader_blob)
+    loader = here._STORE.get(key)
+    if loader is None:
+        raise RuntimeError("this engine lost the client's data (was it restarted?)")
+    gen = getattr(loader, "generator", None)
+    if gen_state is not None and gen is not None:
+        gen.set_state(gen_state)
+    client, optimizer, criterion = cloudpickle.loads(blob)
+    losses = client.local_train(local_epoch, criterion, loader, optimizer, communication_id=com_cnt)
+    new_state = gen.get_state() if gen is not None else None
+    return cloudpickle.dumps((client, optimizer)), losses, new_state
+
+
+def _copy_back(local, remote) -> None:
+    """Make ``local`` (a client or optimizer here) hold ``remote``'s state, keeping its identity."""
+    for name, value in vars(remote).items():
+        mine = getattr(local, name, None)
+        if isinstance(value, torch.nn.Module) and isinstance(mine, torch.nn.Module):
+            mine.load_state_dict(value.state_dict())
+        elif isinstance(value, torch.optim.Optimizer) and isinstance(mine, torch.optim.Optimizer):
+            mine.load_state_dict(value.state_dict())
+        else:
+            setattr(local, name, value)
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except ImportError:  # pragma: no cover - psutil comes with ipyparallel
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+    except Exception:  # psutil.NoSuchProcess and friends
+        return True
+
+
+class IPyParallelEngine(BaseEngine):
+    """Run each client's local training on an ipyparallel engine.
+
+    Args:
+        n_engines: engines to start (local cluster) or to use (joined cluster; None = all).
+        engines: "local" (processes on this machine) or "mpi" (engines under ``mpiexec``).
+        profile, cluster_id: join the running cluster of this IPython profile / cluster id.
+        connection_file: join the cluster whose ``ipcontroller-client.json`` this is.
+        timeout: seconds one client's local training may take (default 300; None = no limit).
+        start_timeout: seconds to wait for the engines to come up.
+        threads_per_engine: torch threads on each engine (1 suits one engine per core).
+        mpiexec: the ``mpiexec`` for ``engines="mpi"`` (default: this environment's).
+    """
+
+    name = "ipyparallel"
+
+    def __init__(
+        self,
+        n_engines: Optional[int] = 2,
+        engines: str = "local",
+        profile: Optional[str] = None,
+        cluster_id: Optional[str] = None,
+        connection_file: Optional[str] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        start_timeout: float = 120.0,
+        threads_per_engine: int = 1,
+        mpiexec: Optional[str] = None,
+    ):
+        from ..utils.validation import check_positive, check_positive_int
+
+        if n_engines is not None:
+            check_positive_int("n_engines", n_engines)
+        if engines not in ("local", "mpi"):
+            raise ValueError(f"engines must be 'local' or 'mpi', got {engines!r}")
+        joining = profile is not None or cluster_id is not None or connection_file is not None
+        if not joining and n_engines is None:
+            raise ValueError("n_engines is required to start a cluster (None only when joining one)")
+        if connection_file is not None and not os.path.exists(connection_file):
+            raise ValueError(f"connection_file {connection_file!r} does not exist")
+        self.n_engines = n_engines
+        self.engines = engines
+        self.profile = profile
+        self.cluster_id = cluster_id
+        self.connection_file = connection_file
+        self.timeout = None if timeout is None else check_positive("timeout", timeout)
+        self.start_timeout = check_positive("start_timeout", start_timeout)
+        self.threads_per_engine = check_positive_int("threads_per_engine", threads_per_engine)
+        self.mpiexec = mpiexec
+        self.joined = joining
+        self._cluster = None
+        self._rc = None
+        self._ids: List[int] = []
+        self._where: Dict[int, tuple] = {}  # engine id -> (host, pid)
+        self._sent: set = set()
+        self._token = uuid.uuid4().hex
+        self.state = "not started"
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._rc is not None
+
+    @property
+    def status(self) -> str:
+        """One line for people: what runs where."""
+        if self._rc is None:
+            return f"ipyparallel: {self.state}"
+        kind = "joined cluster" if self.joined else ("local cluster under mpiexec" if self.engines == "mpi" else "local cluster")
+        pids = ", ".join(f"{eid}:{pid}@{host}" for eid, (host, pid) in sorted(self._where.items()))
+        return f"ipyparallel: {len(self._ids)} engines up ({kind}; engine:pid@host {pids})"
+
+    @property
+    def client_connection_file(self) -> Optional[str]:
+        """The ``ipcontroller-client.json`` of the cluster this engine uses (to join it from elsewhere)."""
+        if self.connection_file is not None:
+            return self.connection_file
+        cluster = self._cluster
+        if cluster is None:
+            return None
+        suffix = f"-{cluster.cluster_id}" if cluster.cluster_id else ""
+        path = os.path.join(cluster.profile_dir, "security", f"ipcontroller{suffix}-client.json")
+        return path if os.path.exists(path) else None
+
+    @property
+    def pids(self) -> Dict[str, Any]:
+        """Process ids: ``{"controller": pid or None, "engines": {engine id: pid}}`` (this host's)."""
+        controller = getattr(getattr(self._cluster, "controller", None), "pid", None)
+        return {"controller": controller if controller and controller > 0 else None,
+                "engines": {eid: pid for eid, (host, pid) in self._where.items()}}
+
+    def start(self) -> "IPyParallelEngine":
+        """Start (or join) the cluster and wait for its engines; a no-op when already started."""
+        if self._rc is not None:
+            return self
+        import ipyparallel as ipp
+
+        try:
+            if self.joined:
+                if self.connection_file is not None:
+                    rc = ipp.Client(self.connection_file, timeout=self.start_timeout)
+                else:
+                    kwargs = {"timeout": self.start_timeout, "profile": self.profile or "default"}
+                    if self.cluster_id is not None:
+                        kwargs["cluster_id"] = self.cluster_id
+                    rc = ipp.Client(**kwargs)
+                if self.n_engines is not None:
+                    rc.wait_for_engines(self.n_engines, timeout=self.start_timeout)
+            else:
+                self.state = "starting"
+                cluster = ipp.Cluster(n=self.n_engines, engines=self.engines, log_level=40)
+                if self.engines == "mpi":
+                    from ..collaborative.mpi.launch import default_mpiexec
+
+                    cluster.config.MPILauncher.mpi_cmd = [self.mpiexec or default_mpiexec()]
+                self._cluster = cluster
+                rc = cluster.start_and_connect_sync(activate=False)
+                rc.wait_for_engines(self.n_engines, timeout=self.start_timeout)
+            self._rc = rc
+            ids = sorted(rc.ids)
+            self._ids = ids if self.n_engines is None else ids[: self.n_engines]
+            if not self._ids:
+                raise RuntimeError("the cluster has no engines")
+            where = rc[self._ids].apply_sync(_engine_setup, self.threads_per_engine)
+            self._where = dict(zip(self._ids, where))
+            self.state = "running"
+        except BaseException as exc:
+            self.state = f"failed to start: {type(exc).__name__}: {exc}"
+            self.close()
+            self.state = f"failed to start: {type(exc).__name__}: {exc}"
+            raise
+        return self
+
+    def close(self) -> None:
+        """Shut down the cluster if this engine started it; disconnect from a joined one."""
+        rc, cluster = self._rc, self._cluster
+        self._rc, self._cluster = None, None
+        self._ids, self._where, self._sent = [], {}, set()
+        if rc is not None:
+            try:
+                rc.close()
+            except Exception:
+                pass
+        if cluster is not None:
+            try:
+                cluster.stop_cluster_sync()
+            except Exception:
+                pass
+        if not self.state.startswith("failed"):
+            self.state = "stopped"
+
+    # -- training -------------------------------------------------------------------------------
+    def engine_of(self, client_index: int) -> int:
+        return self._ids[client_index % len(self._ids)]
+
+    def local_train(self, api, com_cnt: int) -> List[List[float]]:
+        import cloudpickle
+
+        self.start()
+        rc = self._rc
+        tasks = []
+        for i, (client, loader, optimizer) in enumerate(zip(api.clients, api.local_dataloaders, api.local_optimizers)):
+            eid = self.engine_of(i)
+            key = (self._token, i, id(loader))
+            loader_blob = None
+            if key not in self._sent:
+                loader_blob = cloudpickle.dumps(loader)
+                self._sent.add(key)
+            blob = cloudpickle.dumps((client, optimizer, api.criterion))
+            gen = getattr(loader, "generator", None)
+            gen_state = gen.get_state() if gen is not None else None
+            self.bytes_sent += len(blob) + (len(loader_blob) if loader_blob else 0)
+            ar = rc[eid].apply_async(_remote_local_train, blob, key, loader_blob, api.local_epoch, com_cnt, gen_state)
+            tasks.append((i, eid, ar))
+        results = self._wait(tasks, api, com_cnt)
+        losses = []
+        for (i, eid, _), (blob, client_losses, gen_state) in zip(tasks, results):
+            self.bytes_received += len(blob)
+            remote_client, remote_optimizer = cloudpickle.loads(blob)
+            _copy_back(api.clients[i], remote_client)
+            api.local_optimizers[i].load_state_dict(remote_optimizer.state_dict())
+            gen = getattr(api.local_dataloaders[i], "generator", None)
+            if gen is not None and gen_state is not None:
+                gen.set_state(gen_state)
+            losses.append(client_losses)
+        return losses
+
+    def _wait(self, tasks, api, com_cnt) -> List[Any]:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        results: Dict[int, Any] = {}
+        local_host = socket.gethostname()
+        while len(results) < len(tasks):
+            for pos, (i, eid, ar) in enumerate(tasks):
+                if pos in results or not ar.ready():
+                    continue
+                try:
+                    results[pos] = ar.get()
+                except Exception as exc:
+                    self._fail(f"client {self._name(api, i)} failed on engine {eid} in round {com_cnt}: "
+                               f"{_describe(exc)}", api, i, eid)
+            if len(results) == len(tasks):
+                break
+            for pos, (i, eid, ar) in enumerate(tasks):
+                host, pid = self._where.get(eid, (None, None))
+                if pos not in results and host == local_host and pid is not None and _process_gone(pid):
+                    self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)} "
+                               f"in round {com_cnt}", api, i, eid)
+            if deadline is not None and time.monotonic() > deadline:
+                pending = [(i, eid) for pos, (i, eid, _) in enumerate(tasks) if pos not in results]
+                i, eid = pending[0]
+                names = ", ".join(f"client {self._name(api, c)} (engine {e})" for c, e in pending)
+                self._fail(f"{names} did not finish local training of round {com_cnt} within {self.timeout:g} s",
+                           api, i, eid)
+            time.sleep(0.005)
+        return [results[pos] for pos in range(len(tasks))]
+
+    @staticmethod
+    def _name(api, i) -> str:
+        return str(getattr(api.clients[i], "user_id", i))
+
+    def _fail(self, message: str, api, i: int, eid: int):
+        try:
+            if self._rc is not None:
+                self._rc.abort()
+        except Exception:
+            pass
+        started_here = not self.joined
+        self.state = f"failed: {message}"
+        self.close()
+        if started_here:
+            message += "; the cluster this engine started was shut down"
+        raise EngineFailedError(message, client=getattr(api.clients[i], "user_id", i), engine_id=eid)
+
+
+def _describe(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None)
+    if ename:  # ipyparallel RemoteError
+        return f"{ename}: {getattr(exc, 'evalue', '')}"
+    return f"{type(exc).__name__}: {exc}"
