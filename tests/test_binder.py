@@ -82,3 +82,14 @@ def test_postbuild_builds_and_installs_in_a_fresh_venv(tmp_path):
     where = subprocess.run([str(vpy), "-c", "import aijack_lab; print(aijack_lab.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(site), where
+
+
+def test_readme_binder_badges_list_every_notebook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("binder_badges", ROOT / "tools" / "binder_badges.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = (ROOT / "README.md").read_text()
+    repo = re.search(r"mybinder\.org/v2/gh/([^/]+/[^/]+)/", text).group(1)
+    assert mod.rewrite(text, repo) == text, "README badges are stale: run python tools/binder_badges.py"
