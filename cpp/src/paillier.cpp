@@ -1099,11 +1099,11 @@ AIJACK_SUBMODULE(paillier, m) {
              s << "<PaillierPublicKey " << pk.bits() << "-bit n=" << repr_value(pk.n()) << ">";
              return s.str();
            })
-      .def(py::pickle([](const PublicKey &pk) { return py::make_tuple(py::bytes(pk.to_bytes())); },
-                      [](py::tuple t) {
-                        if (t.size() != 1) throw py::value_error("bad pickled Paillier public key");
-                        return PublicKey::from_bytes(t[0].cast<std::string>());
-                      }));
+      .def("__reduce__",
+           [](py::object self) {
+             const PublicKey &pk = self.cast<const PublicKey &>();
+             return py::make_tuple(py::type::of(self), py::make_tuple(mpz_to_py(pk.n()), mpz_to_py(pk.hs())));
+           });
 
   // ---- secret key ----
   auto check_ct_key = [](const SecretKey &sk, const Ciphertext &c) {
@@ -1188,11 +1188,11 @@ AIJACK_SUBMODULE(paillier, m) {
            [](const SecretKey &sk) {
              return "<PaillierSecretKey for a " + std::to_string(sk.public_key()->bits()) + "-bit n>";
            })
-      .def(py::pickle([](const SecretKey &sk) { return py::make_tuple(py::bytes(sk.to_bytes())); },
-                      [](py::tuple t) {
-                        if (t.size() != 1) throw py::value_error("bad pickled Paillier secret key");
-                        return SecretKey::from_bytes(t[0].cast<std::string>());
-                      }));
+      .def("__reduce__", [](py::object self) {
+        const SecretKey &sk = self.cast<const SecretKey &>();
+        return py::make_tuple(py::type::of(self),
+                              py::make_tuple(mutable_pk(sk.public_key()), mpz_to_py(sk.p()), mpz_to_py(sk.q())));
+      });
 
   // ---- one ciphertext ----
   ct_cls
@@ -1296,12 +1296,10 @@ AIJACK_SUBMODULE(paillier, m) {
                << ", c=" << repr_value(c.value) << ">";
              return s.str();
            })
-      .def(py::pickle(
-          [](const Ciphertext &c) { return py::make_tuple(mutable_pk(checked(c).pk), py::bytes(to_bytes(c))); },
-          [](py::tuple t) {
-            if (t.size() != 2) throw py::value_error("bad pickled Paillier ciphertext");
-            return ciphertext_from_bytes(t[0].cast<PKPtr>(), t[1].cast<std::string>());
-          }));
+      .def("__reduce__", [](py::object self) {
+        const Ciphertext &c = checked(self.cast<const Ciphertext &>());
+        return py::make_tuple(py::type::of(self), py::make_tuple(mutable_pk(c.pk), mpz_to_py(c.value), c.scale_bits));
+      });
 
   // ---- arrays of ciphertexts ----
   auto need = [](const CiphertextVector &c) -> const CiphertextVector & {
@@ -1309,6 +1307,13 @@ AIJACK_SUBMODULE(paillier, m) {
     return c;
   };
   cv_cls
+      .def(py::init([](const PKPtr &pk, py::bytes data) {
+             if (!pk) throw py::value_error("public_key is required");
+             std::string s(data);
+             py::gil_scoped_release release;
+             return ciphertext_vector_from_bytes(pk, s);
+           }),
+           py::arg("public_key"), py::arg("data"), "Parse an array serialized with to_bytes().")
       .def_static(
           "from_ciphertexts",
           [](py::iterable items) {
@@ -1482,12 +1487,8 @@ AIJACK_SUBMODULE(paillier, m) {
              s << "<PaillierCipherArray of " << c.values.size() << " ciphertexts, scale 2^-" << c.scale_bits << ">";
              return s.str();
            })
-      .def(py::pickle(
-          [need](const CiphertextVector &c) {
-            return py::make_tuple(mutable_pk(need(c).pk), py::bytes(to_bytes(c)));
-          },
-          [](py::tuple t) {
-            if (t.size() != 2) throw py::value_error("bad pickled Paillier ciphertext array");
-            return ciphertext_vector_from_bytes(t[0].cast<PKPtr>(), t[1].cast<std::string>());
-          }));
+      .def("__reduce__", [need](py::object self) {
+        const CiphertextVector &c = need(self.cast<const CiphertextVector &>());
+        return py::make_tuple(py::type::of(self), py::make_tuple(mutable_pk(c.pk), py::bytes(to_bytes(c))));
+      });
 }

@@ -108,7 +108,7 @@ class FedAVGServer(BaseServer):
     def update_from_gradients(self) -> None:
         self.last_weights = self.aggregation_weights()
         self.aggregated_gradients = self.aggregate(self.uploaded_gradients, self.last_weights)
-        if self.server_side_update:
+        if self.server_side_update and self._aggregate_is_plaintext():
             self.optimizer.zero_grad()
             for p, g in zip(self.server_model.parameters(), self.aggregated_gradients):
                 p.grad = g.reshape(p.shape).to(p.dtype).clone()
@@ -121,7 +121,9 @@ class FedAVGServer(BaseServer):
     def distribute(self, force_send_model_state_dict: bool = False) -> None:
         """Send the global parameters (a dict by name), or the aggregated gradient (a list) when
         clients update themselves (``server_side_update=False``)."""
-        if self.server_side_update or force_send_model_state_dict or self.aggregated_gradients is None:
+        if force_send_model_state_dict or self.aggregated_gradients is None or (
+            self.server_side_update and self._aggregate_is_plaintext()
+        ):
             for client in self.clients:
                 client.download(named_parameters_dict(self.server_model))
         else:
@@ -130,6 +132,11 @@ class FedAVGServer(BaseServer):
             # keep the server's copy in step with what the clients applied
             if self._clients_share_global_state():
                 load_parameters(self.server_model, parameters_to_list(self.clients[0].model))
+
+    def _aggregate_is_plaintext(self) -> bool:
+        """False for updates the server cannot read (e.g. Paillier ciphertexts): it then sends the
+        aggregate back for the clients to apply, whatever ``server_side_update`` says."""
+        return all(torch.is_tensor(g) for g in self.aggregated_gradients)
 
     def _clients_share_global_state(self) -> bool:
         first = self.clients[0]

@@ -1,0 +1,36 @@
+"""Paillier homomorphic encryption (Paillier, EUROCRYPT 1999; paper Code 8).
+
+``PaillierKeyGenerator(bits).generate_keypair()`` gives ``(pk, sk)``; ``pk.encrypt(x)`` encrypts an
+int exactly or a float in fixed point; ciphertexts add to ciphertexts and plaintexts and multiply
+by plaintext scalars; ``PaillierTensor`` holds a tensor of ciphertexts; and
+``PaillierGradientClientManager(pk, sk).attach(FedAVGClient)`` makes FL clients upload encrypted
+gradients that the server aggregates without a key. The arithmetic runs in the C++ core
+(``aijack_lab._core.paillier``, GMP, threaded batches that release the GIL).
+"""
+from .keys import (
+    DEFAULT_PRECISION,
+    PaillierCipherArray,
+    PaillierCipherText,
+    PaillierKeyGenerator,
+    PaillierKeySizeWarning,
+    PaillierPublicKey,
+    PaillierSecretKey,
+    get_num_threads,
+    set_num_threads,
+)
+from .tensor import PaillierTensor
+from .fedavg import PaillierGradientClientManager
+
+__all__ = [
+    "PaillierKeyGenerator",
+    "PaillierPublicKey",
+    "PaillierSecretKey",
+    "PaillierCipherText",
+    "PaillierCipherArray",
+    "PaillierTensor",
+    "PaillierGradientClientManager",
+    "PaillierKeySizeWarning",
+    "DEFAULT_PRECISION",
+    "get_num_threads",
+    "set_num_threads",
+]

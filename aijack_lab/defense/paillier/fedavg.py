@@ -1,0 +1,73 @@
+"""``PaillierGradientClientManager``: FL clients that upload Paillier-encrypted gradients (paper Code 8).
+
+Each client encrypts its pseudo-gradient with the shared public key before upload; the server
+aggregates ciphertexts with its usual weighted sum (``FedAVGServer.aggregate`` uses only ``+``
+and scalar ``*``) without any key and sends the encrypted aggregate back; every client decrypts
+it with the shared secret key and applies it to its copy of the global model. The result equals
+plaintext FedAVG up to the fixed-point encoding (2**-33 per value).
+"""
+from typing import List, Sequence
+
+import torch
+
+from ...manager import BaseManager
+from .keys import DEFAULT_PRECISION, PaillierPublicKey, PaillierSecretKey
+from .tensor import PaillierTensor
+
+
+class PaillierGradientClientManager(BaseManager):
+    """``PaillierGradientClientManager(pk, sk).attach(FedAVGClient)``.
+
+    Args:
+        pk, sk: the key pair shared by the clients (the server never gets ``sk``).
+        precision: fractional bits of the fixed-point encoding of gradients (default 32).
+
+    The attached client always applies the global update itself (``server_side_update=False``),
+    because the server cannot read encrypted updates; it uploads encrypted gradients only
+    (run ``FedAVGAPI`` with ``use_gradients=True``, the default).
+    """
+
+    def __init__(self, pk: PaillierPublicKey, sk: PaillierSecretKey, precision: int = DEFAULT_PRECISION):
+        if not isinstance(pk, PaillierPublicKey):
+            raise TypeError(f"pk must be a PaillierPublicKey, got {type(pk).__name__}")
+        if not isinstance(sk, PaillierSecretKey):
+            raise TypeError(f"sk must be a PaillierSecretKey, got {type(sk).__name__}")
+        if sk.public_key != pk:
+            raise ValueError("sk does not belong to pk")
+        if isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= 256:
+            raise ValueError(f"precision must be an int in [0, 256], got {precision!r}")
+        super().__init__(pk, sk, precision=precision)
+        self.pk, self.sk, self.precision = pk, sk, precision
+
+    def extend(self, cls: type) -> type:
+        manager = self
+
+        class PaillierGradientClient(cls):
+            def __init__(self, *args, **kwargs):
+                kwargs["server_side_update"] = False
+                super().__init__(*args, **kwargs)
+                self.public_key = manager.pk
+                self.last_plain_gradients: List[torch.Tensor] = []
+
+            def upload_gradients(self) -> List[PaillierTensor]:
+                plain = super().upload_gradients()
+                self.last_plain_gradients = [g.detach().clone() for g in plain]
+                return [PaillierTensor.encrypt(manager.pk, g, manager.precision) for g in plain]
+
+            def upload_parameters(self):
+                raise ValueError(
+                    "a PaillierGradientClientManager client uploads encrypted gradients only; "
+                    "run FedAVGAPI with use_gradients=True"
+                )
+
+            def download(self, payload) -> None:
+                if isinstance(payload, (list, tuple)) and any(isinstance(g, PaillierTensor) for g in payload):
+                    payload = [self._decrypt(g) for g in payload]
+                super().download(payload)
+
+            def _decrypt(self, g):
+                if not isinstance(g, PaillierTensor):
+                    return g
+                return g.decrypt(manager.sk, dtype=torch.float64)
+
+        return PaillierGradientClient
