@@ -5,6 +5,9 @@ To add an export, add one line ``"Name": ".family"`` to ``_EXPORTS``.
 from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
+    "PaillierKeyGenerator": ".paillier",
+    "PaillierGradientClientManager": ".paillier",
+    "PaillierTensor": ".paillier",
     "NormClippingServerManager": ".clipping",
     "Mondrian": ".kanonymity",
     "PixelDP": ".pixeldp",
