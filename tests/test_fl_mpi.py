@@ -155,18 +155,85 @@ def test_example_script_equals_inprocess_fedavg(digits, tmp_path):
     assert mpi_acc[-1] > 0.8
 
 
-@pytest.mark.mpi
-@pytest.mark.slow
-def test_norm_clipping_manager_attaches_to_the_mpi_server(digits, tmp_path):
+class ThreadComm:
+    """An in-memory communicator for ranks run as threads of this process (messages are pickled)."""
+
+    def __init__(self, boxes, rank, size):
+        self.boxes, self.rank, self.size = boxes, rank, size
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.size
+
+    def Iprobe(self, source, tag):
+        return bool(self.boxes.get((source, self.rank, tag)))
+
+    def recv(self, source, tag):
+        return self.boxes[(source, self.rank, tag)].pop(0)
+
+    def isend(self, obj, dest, tag):
+        import pickle
+
+        self.boxes.setdefault((self.rank, dest, tag), []).append(pickle.loads(pickle.dumps(obj)))
+
+        class Done:
+            def Test(self):
+                return True
+        return Done()
+
+    def Abort(self, code=1):  # pragma: no cover
+        raise SystemExit(code)
+
+
+def run_threaded_mpi(digits, server_cls, client_cls, n_clients=2, rounds=2):
+    """Code 6 with every rank as a thread; returns the server party."""
+    x_tr, y_tr, x_te, y_te = digits
+    boxes, size = {}, n_clients + 1
+    parts = partition_iid(len(x_tr), n_clients, seed=0)
+    loaders = make_client_dataloaders(x_tr, y_tr, parts, batch_size=32, seed=0)
+    server = server_cls(ThreadComm(boxes, 0, size), list(range(1, size)), make_digits_model("mlp", seed=0))
+    apis = [MPIFedAVGAPI(server.comm, server, True, nn.CrossEntropyLoss(), num_communication=rounds, timeout=60)]
+    for r in range(1, size):
+        client = client_cls(ThreadComm(boxes, r, size), make_digits_model("mlp", seed=0), user_id=r)
+        opt = torch.optim.SGD(client.parameters(), lr=0.1, momentum=0.9)
+        apis.append(MPIFedAVGAPI(client.comm, client, False, nn.CrossEntropyLoss(), opt, loaders[r - 1],
+                                 num_communication=rounds, timeout=60))
+    errors = []
+
+    def run(api):
+        try:
+            api.run()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(api,), daemon=True) for api in apis]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and not any(t.is_alive() for t in threads), errors
+    return server
+
+
+@pytest.mark.parametrize("mpi_outermost", [True, False])
+def test_a_defense_manager_attaches_to_the_mpi_server_in_either_order(digits, mpi_outermost):
     NormClippingServerManager = pytest.importorskip("aijack_lab.defense").NormClippingServerManager
-    out = tmp_path / "clip.pt"
-    run_mpi_job(JOB, 3, ["--rounds", "2", "--clip", "0.5", "--out", str(out)], timeout=JOB_TIMEOUT)
-    saved = torch.load(out)
-    server, _ = inprocess(digits, n_clients=2, rounds=2, model="mlp",
-                          server_cls=NormClippingServerManager(0.5).attach(FedAVGServer))
-    assert max_diff(server.server_model.parameters(), saved["parameters"]) <= 1e-5
-    # clipping was really applied over MPI: every update's norm exceeded 0.5
-    assert all(f < 1.0 for factors in saved["clip_factors"] for f in factors)
+    clip, mpi = NormClippingServerManager(0.5), MPIFedAVGServerManager()
+    server_cls = mpi.attach(clip.attach(FedAVGServer)) if mpi_outermost else clip.attach(mpi.attach(FedAVGServer))
+    server = run_threaded_mpi(digits, server_cls, MPIFedAVGClientManager().attach(FedAVGClient))
+    reference, _ = inprocess(digits, n_clients=2, rounds=2, model="mlp",
+                             server_cls=NormClippingServerManager(0.5).attach(FedAVGServer))
+    assert len(server.clip_factors) == 2 and all(f < 1.0 for fs in server.clip_factors for f in fs)
+    assert max_diff(reference.server_model.parameters(), server.server_model.parameters()) <= 1e-5
+
+
+def test_plain_threaded_mpi_run_equals_inprocess(digits):
+    server = run_threaded_mpi(digits, MPIFedAVGServerManager().attach(FedAVGServer),
+                              MPIFedAVGClientManager().attach(FedAVGClient))
+    reference, _ = inprocess(digits, n_clients=2, rounds=2, model="mlp")
+    assert max_diff(reference.server_model.parameters(), server.server_model.parameters()) <= 1e-5
 
 
 def _run_and_hit_rank(tmp_path, sig, timeout_arg):

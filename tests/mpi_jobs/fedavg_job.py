@@ -2,7 +2,6 @@
 
 --pid-dir: every rank writes its pid to rank<r>.pid; the server writes the last finished round
 to round.txt (the tests use them to kill or stop a rank mid-run).
---clip: attach NormClippingServerManager (a defense from another family) to the MPI server.
 """
 import argparse
 import os
@@ -22,7 +21,6 @@ parser.add_argument("--rounds", type=int, default=3)
 parser.add_argument("--model", default="mlp")
 parser.add_argument("--timeout", type=float, default=60.0)
 parser.add_argument("--pid-dir", default=None)
-parser.add_argument("--clip", type=float, default=None)
 parser.add_argument("--out", default=None)
 args = parser.parse_args()
 torch.set_num_threads(1)
@@ -36,13 +34,7 @@ if args.pid_dir:
 X_train, y_train, X_test, y_test = load_digits()
 NN = lambda: make_digits_model(args.model, seed=0)  # noqa: E731
 
-ServerClass = FedAVGServer
-if args.clip is not None:
-    from aijack_lab.defense import NormClippingServerManager
-
-    ServerClass = MPIFedAVGServerManager().attach(NormClippingServerManager(args.clip).attach(FedAVGServer))
-else:
-    ServerClass = MPIFedAVGServerManager().attach(FedAVGServer)
+ServerClass = MPIFedAVGServerManager().attach(FedAVGServer)
 MPIClient = MPIFedAVGClientManager().attach(FedAVGClient)
 
 
@@ -65,6 +57,5 @@ else:
                        num_communication=args.rounds, timeout=args.timeout)
 api.run()
 if myid == 0 and args.out:
-    torch.save({"parameters": [p.detach().clone() for p in server.server_model.parameters()],
-                "clip_factors": getattr(server, "clip_factors", None)}, args.out)
+    torch.save({"parameters": [p.detach().clone() for p in server.server_model.parameters()]}, args.out)
 print(f"rank {myid} done", flush=True)
