@@ -5,7 +5,6 @@ their difference reversed and scaled by ``lam``, pushing the global model back a
 it just came. In the first round, before it has two global models, it reverses its own local
 update instead.
 """
-
 from ...manager import BaseManager
 from ...utils.validation import check_positive
 from ..fl_utils import gradients_to_parameters

@@ -75,9 +75,12 @@ class LabelFlipAttackClientManager(BaseManager):
                 self.flipped_count = 0
 
             def _num_outputs(self, x):
-                with torch.no_grad():
-                    was = self.model.training
-                    out = self.model(x[:1])
+                was = self.model.training
+                self.model.eval()  # no batch-norm statistics are touched by this probe
+                try:
+                    with torch.no_grad():
+                        out = self.model(x[:1])
+                finally:
                     self.model.train(was)
                 return out.shape[1] if out.dim() == 2 else None
 
