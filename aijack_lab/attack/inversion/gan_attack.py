@@ -178,11 +178,16 @@ class GANAttackClientManager(BaseManager):
                     trainloader = _WithFakes(trainloader, self, manager.fake_batch_size, manager.fake_label)
                 return super().local_train(local_epoch, criterion, trainloader, optimizer, communication_id)
 
-            def attack(self, n: int) -> torch.Tensor:
-                """``n`` images from the generator (no gradient)."""
+            def attack(self, n: int, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+                """``n`` images from the generator (no gradient). Pass ``noise`` of shape
+                ``(n, *noise_shape)`` to render fixed inputs without drawing from the client's stream."""
                 check_positive_int("n", n)
+                if noise is None:
+                    noise = self.noise(n)
+                elif tuple(noise.shape) != (n,) + manager.noise_shape:
+                    raise ValueError(f"noise must have shape {(n,) + manager.noise_shape}, got {tuple(noise.shape)}")
                 self.generator.eval()
                 with torch.no_grad():
-                    return self.generator(self.noise(n))
+                    return self.generator(noise.to(manager.device))
 
         return GANAttackClientWrapper
