@@ -12,10 +12,43 @@ import pandas as pd
 from ...utils.validation import check_positive_int
 
 
-def _format_number(v: float, integer: bool) -> str:
-    if integer or float(v).is_integer():
-        return str(int(v))
-    return repr(float(v))
+def _format_numbers(values: np.ndarray, integer: bool) -> np.ndarray:
+    """Shortest round-trip text of each value; integers (or an all-integral column) without ".0"."""
+    if integer or (np.all(np.mod(values, 1) == 0) and np.all(np.abs(values) < 2.0**53)):
+        return values.astype(np.int64).astype(str)
+    return values.astype(str)
+
+
+def _unique_labels(keys_inverse: np.ndarray, labels) -> tuple:
+    """Categories for ``pd.Categorical.from_codes``: merge labels that print alike (e.g. 1 and "1")."""
+    lab_codes, lab_uniques = pd.factorize(np.asarray(labels, dtype=object))
+    return lab_codes[keys_inverse], pd.Index(lab_uniques, dtype=object)
+
+
+def _range_labels(lows: np.ndarray, highs: np.ndarray, integer: bool):
+    """``"[lo, hi]"`` per partition, formatted once per distinct range."""
+    uniq, inverse = np.unique(lows + 1j * highs, return_inverse=True)
+    lo_s, hi_s = _format_numbers(uniq.real, integer), _format_numbers(uniq.imag, integer)
+    return _unique_labels(inverse, [f"[{a}, {b}]" for a, b in zip(lo_s.tolist(), hi_s.tolist())])
+
+
+def _set_labels(offsets: np.ndarray, codes: np.ndarray, names: List[str]):
+    """The category (one member) or ``"{a, b}"`` (several) per partition, formatted once per distinct set."""
+    if len(names) <= 62:  # a set is one bit mask
+        keys = np.bitwise_or.reduceat(np.left_shift(np.int64(1), codes), offsets[:-1])
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        members = [[i for i in range(len(names)) if (int(key) >> i) & 1] for key in uniq.tolist()]
+    else:
+        index, inverse, members = {}, np.empty(len(offsets) - 1, dtype=np.int64), []
+        codes_l, off_l = codes.tolist(), offsets.tolist()
+        for p in range(len(off_l) - 1):
+            key = tuple(codes_l[off_l[p]:off_l[p + 1]])
+            if key not in index:
+                index[key] = len(members)
+                members.append(key)
+            inverse[p] = index[key]
+    labels = [names[m[0]] if len(m) == 1 else "{" + ", ".join(names[i] for i in m) + "}" for m in members]
+    return _unique_labels(inverse, labels)
 
 
 def normalized_certainty_penalty(
@@ -139,10 +172,13 @@ class Mondrian:
                 categories.append(None)
                 n_categories.append(0)
             else:
-                cat = pd.Categorical(df[c]).remove_unused_categories()
-                data[:, j] = cat.codes
-                categories.append(cat.categories)
-                n_categories.append(max(len(cat.categories), 1))
+                try:
+                    codes, uniques = pd.factorize(df[c], sort=True)
+                except TypeError:  # mixed types that do not sort: first-appearance order
+                    codes, uniques = pd.factorize(df[c])
+                data[:, j] = codes
+                categories.append(uniques)
+                n_categories.append(max(len(uniques), 1))
         res = core.partition(data, cont, n_categories, self.k)
         pid = res["partition_id"]
         sizes, lows, highs = res["sizes"], res["lows"], res["highs"]
@@ -155,23 +191,13 @@ class Mondrian:
         ci = 0
         for j, c in enumerate(feature_columns):
             if cont[j]:
-                integer = pd.api.types.is_integer_dtype(df[c])
-                labels = [
-                    f"[{_format_number(lo, integer)}, {_format_number(hi, integer)}]"
-                    for lo, hi in zip(lows[:, j].tolist(), highs[:, j].tolist())
-                ]
+                row_codes, labels = _range_labels(lows[:, j], highs[:, j], pd.api.types.is_integer_dtype(df[c]))
             else:
                 offsets, codes = res["category_offsets"][ci], res["category_codes"][ci]
                 ci += 1
-                names = [str(v) for v in categories[j]]
                 set_sizes[:, j] = np.diff(offsets)
-                labels = []
-                codes_l, off_l = codes.tolist(), offsets.tolist()
-                for p in range(n_parts):
-                    members = codes_l[off_l[p]:off_l[p + 1]]
-                    labels.append(names[members[0]] if len(members) == 1 else "{" + ", ".join(names[m] for m in members) + "}")
-            uniq, inverse = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
-            out[c] = pd.Categorical.from_codes(inverse[pid], categories=pd.Index(uniq, dtype=object))
+                row_codes, labels = _set_labels(offsets, codes, [str(v) for v in categories[j]])
+            out[c] = pd.Categorical.from_codes(row_codes[pid], categories=labels)
 
         glow = np.array([data[:, j].min() for j in range(d)])
         ghigh = np.array([data[:, j].max() for j in range(d)])
