@@ -113,3 +113,33 @@ def test_engine_dying_mid_round_names_the_client_and_stops_the_cluster(digits):
             assert _gone(pid), "the cluster must be cleaned up after the failure"
     finally:
         engine.close()
+
+
+def test_fedavg_panel_defaults_to_in_process():
+    from aijack_lab.widgets import FedAVGPanel
+
+    panel = FedAVGPanel()
+    assert panel.values["engine"] == "inprocess"
+    assert "IPyParallelEngine" not in panel.code_text and "engine" not in panel.code_text.split("api.run()")[0].split("FedAVGAPI(")[1]
+    panel.set(engine="ipyparallel-2")
+    assert "with IPyParallelEngine(n_engines=2) as engine:" in panel.code_text
+    with pytest.raises(ValueError, match="engine must be one of"):
+        panel.set(engine="cloud")
+
+
+@pytest.mark.slow
+def test_fedavg_panel_on_ipyparallel_matches_in_process_and_its_code_view():
+    from aijack_lab.widgets import FedAVGPanel
+    from aijack_lab.widgets.fl_fedavg import close_panel_engines
+    from aijack_lab.widgets.testing import assert_code_reproduces
+
+    settings = dict(num_clients=2, num_communication=2, model="mlp")
+    local = FedAVGPanel(**settings).run()
+    try:
+        panel = FedAVGPanel(engine="ipyparallel-2", **settings)
+        result = panel.run()
+        assert "2 engines up" in result["engine_status"]
+        assert result["accuracy_per_round"] == pytest.approx(local["accuracy_per_round"], abs=1e-6)
+        assert_code_reproduces(panel)  # the code view starts (and stops) its own cluster
+    finally:
+        close_panel_engines()

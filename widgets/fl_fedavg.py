@@ -1,4 +1,6 @@
 """FedAVG panel: global accuracy per round for IID or Dirichlet non-IID clients."""
+import textwrap
+
 import numpy as np
 import torch
 from torch import nn
@@ -11,6 +13,35 @@ from .base import Panel
 from .common import digits
 from .params import ChoiceParam, FloatParam, IntParam
 from .registry import register
+
+# engine choice -> (engine kind, engines); "inprocess" needs no engine object
+ENGINE_CHOICES = (
+    ("in-process", "inprocess"),
+    ("ipyparallel, 2 engines", "ipyparallel-2"),
+    ("ipyparallel, 4 engines", "ipyparallel-4"),
+    ("MPI (ipyparallel engines under mpiexec), 2 ranks", "mpi-2"),
+)
+_ENGINES = {}  # started engines, reused across runs (a cluster takes seconds to start)
+
+
+def panel_engine(choice):
+    """The engine for a dropdown choice: None in-process, else a started, cached IPyParallelEngine."""
+    if choice == "inprocess":
+        return None
+    from aijack_lab.engines.ipyparallel import IPyParallelEngine
+
+    kind, n = choice.split("-")
+    engine = _ENGINES.get(choice)
+    if engine is None or engine.state != "running":
+        engine = IPyParallelEngine(n_engines=int(n), engines="mpi" if kind == "mpi" else "local")
+        _ENGINES[choice] = engine
+    return engine.start()
+
+
+def close_panel_engines():
+    """Stop the clusters the panels started (they also stop when Python exits)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].close()
 
 
 @register("FL", "Horizontal", "FedAVG")
@@ -31,6 +62,8 @@ class FedAVGPanel(Panel):
         ChoiceParam("model", "cnn", options=("cnn", "mlp")),
         FloatParam("lr", 0.1, min=0.01, max=0.5, step=0.01, label="client SGD lr"),
         IntParam("seed", 0, min=0, max=100),
+        ChoiceParam("engine", "inprocess", options=ENGINE_CHOICES,
+                    help="where the clients train: here, on ipyparallel engines, or on engines under mpiexec"),
     )
     reproducible = ("final_accuracy", "accuracy_per_round")
 
@@ -45,10 +78,16 @@ class FedAVGPanel(Panel):
         clients = [FedAVGClient(make_digits_model(values["model"], seed=seed), user_id=i) for i in range(n)]
         server = FedAVGServer(clients, make_digits_model(values["model"], seed=seed))
         optimizers = [torch.optim.SGD(c.parameters(), lr=values["lr"], momentum=0.9) for c in clients]
+        choice = values.get("engine", "inprocess")
+        if choice != "inprocess":
+            self.status.value = f"starting {choice} engines…"
+        engine = panel_engine(choice)
+        if engine is not None:
+            self.status.value = engine.status
         api = FedAVGAPI(
             server, clients, nn.CrossEntropyLoss(), optimizers, loaders,
             num_communication=values["num_communication"], local_epoch=values["local_epoch"],
-            validation_dataloader=(x_test, y_test), progress=progress,
+            validation_dataloader=(x_test, y_test), progress=progress, engine=engine,
         )
         history = api.run()
         acc = [h["global_accuracy"] for h in history]
@@ -58,6 +97,7 @@ class FedAVGPanel(Panel):
             "accuracy_per_round": acc,
             "seconds": sum(h["seconds"] for h in history),
             "bytes_uploaded_per_round": history[-1]["bytes_uploaded"],
+            "engine_status": "in-process" if engine is None else engine.status,
         }
         return result, {"label_counts": label_counts}
 
@@ -85,13 +125,29 @@ class FedAVGPanel(Panel):
             split = f"parts = partition_iid(len(X_train), {v['num_clients']}, seed={v['seed']})"
         else:
             split = f"parts = partition_dirichlet(y_train, {v['num_clients']}, alpha={v['alpha']!r}, seed={v['seed']})"
+        choice = v.get("engine", "inprocess")
+        api_block = f"""\
+api = FedAVGAPI(server, clients, nn.CrossEntropyLoss(), optimizers, dataloaders,
+                num_communication={v['num_communication']}, local_epoch={v['local_epoch']},
+                validation_dataloader=(X_test, y_test){{engine}})
+history = api.run()"""
+        engine_import = ""
+        if choice == "inprocess":
+            api_block = api_block.format(engine="")
+        else:
+            kind, n = choice.split("-")
+            mpi = ', engines="mpi"' if kind == "mpi" else ""
+            engine_import = "from aijack_lab.engines.ipyparallel import IPyParallelEngine\n"
+            api_block = (f"# clients train on a cluster started here and stopped after the run\n"
+                         f"with IPyParallelEngine(n_engines={n}{mpi}) as engine:\n"
+                         + textwrap.indent(api_block.format(engine=",\n                engine=engine"), "    "))
         return f"""\
 import torch
 from torch import nn
 from aijack_lab.collaborative import FedAVGAPI, FedAVGClient, FedAVGServer
 from aijack_lab.datasets import load_digits, make_client_dataloaders, partition_dirichlet, partition_iid
 from aijack_lab.models import make_digits_model
-
+{engine_import}
 X_train, y_train, X_test, y_test = load_digits()
 {split}
 dataloaders = make_client_dataloaders(X_train, y_train, parts, batch_size=32, seed={v['seed']})
@@ -100,10 +156,7 @@ clients = [FedAVGClient(make_digits_model({v['model']!r}, seed={v['seed']}), use
 server = FedAVGServer(clients, make_digits_model({v['model']!r}, seed={v['seed']}))
 optimizers = [torch.optim.SGD(c.parameters(), lr={v['lr']!r}, momentum=0.9) for c in clients]
 
-api = FedAVGAPI(server, clients, nn.CrossEntropyLoss(), optimizers, dataloaders,
-                num_communication={v['num_communication']}, local_epoch={v['local_epoch']},
-                validation_dataloader=(X_test, y_test))
-history = api.run()
+{api_block}
 
 accuracy_per_round = [h["global_accuracy"] for h in history]
 final_accuracy = accuracy_per_round[-1]
