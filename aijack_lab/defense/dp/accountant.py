@@ -197,6 +197,16 @@ class GeneralMomentAccountant:
                 lo = mid
         return hi
 
+    def __getstate__(self):
+        # the compiled module is not picklable: re-import it on unpickling (copies, MPI/ipyparallel engines)
+        state = dict(self.__dict__)
+        state["_core"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._core = _cpp() if self.backend == "cpp" else None
+
     def __repr__(self):
         return (f"GeneralMomentAccountant(noise_type={self.noise_type!r}, search={self.search!r}, "
                 f"bound_type={self.bound_type!r}, backend={self.backend!r}, steps={self.num_steps})")

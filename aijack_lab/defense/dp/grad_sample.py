@@ -111,6 +111,7 @@ class DPEngine:
         self.generator = generator
         self.preconditioner: Optional[Dict[int, torch.Tensor]] = None
         self.captures: List[_Capture] = []
+        self._own: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self.active = True
         self.accum: Dict[int, torch.Tensor] = {}
         self.lot_samples = 0
@@ -133,7 +134,10 @@ class DPEngine:
     def _on_forward(self, module, inputs, output):
         if not self.active or not torch.is_grad_enabled():
             return
-        own = [p for p in module.parameters(recurse=False) if id(p) in self.param_ids]
+        own = self._own.get(module)
+        if own is None:
+            own = [p for p in module.parameters(recurse=False) if id(p) in self.param_ids]
+            self._own[module] = own
         if not own:
             return
         if isinstance(module, _MIXING) and module.training:
@@ -234,19 +238,22 @@ class DPEngine:
                     full[pid] = full[pid] + v if pid in full else v
         if self.preconditioner is not None:
             full = {pid: v / self.preconditioner[pid] for pid, v in full.items()}
-        norms2 = torch.zeros(batch, dtype=torch.float64)
-        for pid, v in full.items():
-            norms2 += v.reshape(batch, -1).pow(2).sum(1).double()
-        linear_bias = {}
-        for kind, x, g in ghosts:
-            g2 = g.pow(2).sum(1)
-            norms2 += (g2 * x.pow(2).sum(1)).double()
+        norms2 = None
+        for v in full.values():
+            n2 = v.reshape(batch, -1).pow(2).sum(1)
+            norms2 = n2 if norms2 is None else norms2 + n2
         for layer, cap in zip(layers, caps):
-            if layer[0] == "ghost" and cap.module.bias is not None and id(cap.module.bias) in self.param_ids:
-                norms2 += layer[2].pow(2).sum(1).double()
+            if layer[0] != "ghost":
+                continue
+            _, x, g = layer
+            g2 = g.pow(2).sum(1)
+            n2 = g2 * x.pow(2).sum(1)
+            if cap.module.bias is not None and id(cap.module.bias) in self.param_ids:
+                n2 = n2 + g2
+            norms2 = n2 if norms2 is None else norms2 + n2
         norms = norms2.sqrt()
         self.last_norms = norms
-        factor = (self.l2_norm_clip / (norms + 1e-6)).clamp(max=1.0).to(next(iter(self.params)).dtype)
+        factor = (self.l2_norm_clip / (norms + 1e-6)).clamp_(max=1.0)
         for pid, v in full.items():
             self._add(pid, torch.tensordot(factor, v, dims=1))
         for layer, cap in zip(layers, caps):
@@ -268,18 +275,21 @@ class DPEngine:
         if pid in self.accum:
             self.accum[pid].add_(v)
         else:
-            self.accum[pid] = v.clone()
+            self.accum[pid] = v  # a fresh tensor computed from this batch
 
     def noisy_gradients(self, denominator: float) -> List[torch.Tensor]:
         """(sum of clipped gradients + N(0, σ²C²)) / denominator for each parameter; resets the lot."""
         std = self.noise_multiplier * self.l2_norm_clip
-        out = []
+        total = sum(p.numel() for p in self.params)
+        p0 = self.params[0]
+        noise = (torch.normal(0.0, std, size=(total,), generator=self.generator, dtype=p0.dtype)
+                 if std > 0 else torch.zeros(total, dtype=p0.dtype))
+        out, offset = [], 0
         for p in self.params:
             s = self.accum.get(id(p))
-            if s is None:
-                s = torch.zeros_like(p)
-            noise = torch.normal(0.0, std, size=p.shape, generator=self.generator, dtype=p.dtype) if std > 0 else 0.0
-            out.append((s + noise) / denominator)
+            z = noise[offset:offset + p.numel()].view(p.shape)
+            offset += p.numel()
+            out.append((z if s is None else s.add_(z)).div_(denominator))
         self.accum = {}
         self.lot_samples = 0
         return out

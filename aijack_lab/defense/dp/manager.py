@@ -36,6 +36,21 @@ def _take(dataset: Dataset, idx: torch.Tensor):
     return tuple(torch.stack([torch.as_tensor(it[k]) for it in items]) for k in range(len(items[0])))
 
 
+class _TensorBatches:
+    """Consecutive slices of a lot's tensors (what a non-shuffled DataLoader yields, without its per-item cost)."""
+
+    def __init__(self, tensors, batch_size: int):
+        self.tensors, self.batch_size = tensors, batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.tensors[0]) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors[0])
+        for s in range(0, n, self.batch_size):
+            yield tuple(t[s:s + self.batch_size] for t in self.tensors)
+
+
 class DPSGDManager(BaseManager):
     """Builds the DP optimizer class and the lot/batch loaders of the paper's Code 4.
 
@@ -228,6 +243,8 @@ class DPSGDManager(BaseManager):
 
         def batch_loader(lot_dataset):
             bs = manager.batch_size or max(1, len(lot_dataset))
+            if isinstance(lot_dataset, TensorDataset):
+                return _TensorBatches(lot_dataset.tensors, bs)
             return DataLoader(lot_dataset, batch_size=bs, shuffle=False)
 
         return dpoptimizer_cls, lot_loader, batch_loader
@@ -247,13 +264,13 @@ class AdaDPSManager(DPSGDManager):
     no extra privacy cost).
 
     Extra args: ``public_dataset``, ``model``, ``criterion``, ``public_batch_size`` (64),
-    ``beta`` (0.9), ``eps_root`` (ε of the preconditioner, 1e-3).
+    ``beta`` (0.9), ``eps_root`` (ε of the preconditioner, 0.1).
     """
 
     def __init__(self, accountant, optimizer_cls, l2_norm_clip: float = 1.0, dataset=None, lot_size: int = 64,
                  batch_size=None, iterations=None, public_dataset: Optional[Dataset] = None,
                  model: Optional[torch.nn.Module] = None, criterion: Optional[Callable] = None,
-                 public_batch_size: int = 64, beta: float = 0.9, eps_root: float = 1e-3, **kwargs):
+                 public_batch_size: int = 64, beta: float = 0.9, eps_root: float = 0.1, **kwargs):
         super().__init__(accountant, optimizer_cls, l2_norm_clip=l2_norm_clip, dataset=dataset, lot_size=lot_size,
                          batch_size=batch_size, iterations=iterations, **kwargs)
         if public_dataset is not None and (model is None or criterion is None):

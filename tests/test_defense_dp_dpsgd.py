@@ -1,0 +1,276 @@
+"""DP-SGD, AdaDPS, DPlis and the DP FedAVG client: per-sample gradients, clipping, noise, accounting, learning."""
+import math
+
+import pytest
+import torch
+from torch import nn, optim
+from torch.utils.data import TensorDataset
+
+from aijack_lab.defense import AdaDPSManager, DPSGDClientManager, DPSGDManager, GeneralMomentAccountant
+from aijack_lab.defense.dp import DPEngine, per_sample_gradients
+from aijack_lab.models import make_digits_model
+from aijack_lab.utils import evaluate_accuracy
+
+
+class Mixed(nn.Module):
+    """Conv1d, a Linear on 3-D input and a LayerNorm (vmap fallback) in one model."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 4, 3, padding=1)
+        self.seq = nn.Linear(8, 6)
+        self.norm = nn.LayerNorm(6)
+        self.head = nn.Linear(4 * 6, 10)
+
+    def forward(self, x):
+        x = x.reshape(len(x), 8, 8)
+        h = self.norm(self.seq(torch.relu(self.conv(x))))
+        return self.head(h.flatten(1))
+
+
+def micro_batch_gradients(model, crit, x, y):
+    out = {n: [] for n, _ in model.named_parameters()}
+    for i in range(len(x)):
+        model.zero_grad()
+        crit(model(x[i:i + 1]), y[i:i + 1]).backward()
+        for n, p in model.named_parameters():
+            out[n].append(p.grad.clone())
+    model.zero_grad()
+    return {n: torch.stack(v) for n, v in out.items()}
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "mixed"])
+def test_per_sample_gradients_match_micro_batches(digits, kind):
+    x, y = digits[0][:16], digits[1][:16]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = Mixed() if kind == "mixed" else make_digits_model(kind, seed=0)
+    crit = nn.CrossEntropyLoss()
+    fast = per_sample_gradients(model, crit, x, y)
+    ref = micro_batch_gradients(model, crit, x, y)
+    assert set(fast) == set(ref)
+    for n in ref:
+        torch.testing.assert_close(fast[n], ref[n], rtol=1e-4, atol=1e-6)
+
+
+def test_clipping_bounds_each_sample_and_sums(digits):
+    x, y = digits[0][:32], digits[1][:32]
+    model = make_digits_model("cnn", seed=0)
+    crit = nn.CrossEntropyLoss()
+    ref = micro_batch_gradients(model, crit, x, y)
+    names = [n for n, _ in model.named_parameters()]
+    flat = torch.cat([ref[n].reshape(32, -1) for n in names], 1)
+    norms = flat.norm(dim=1)
+    clip = float(norms.median())  # half the samples get clipped
+    engine = DPEngine(list(model.parameters()), clip, 0.0)
+    crit(model(x), y).backward()
+    engine.clip_and_accumulate()
+    torch.testing.assert_close(engine.last_norms, norms, rtol=1e-4, atol=1e-6)
+    factor = (clip / (norms + 1e-6)).clamp(max=1.0)
+    assert ((flat * factor[:, None]).norm(dim=1) <= clip * (1 + 1e-5)).all()
+    assert (factor < 1).sum() >= 15
+    for n, p in model.named_parameters():
+        expected = torch.tensordot(factor, ref[n], dims=1)
+        torch.testing.assert_close(engine.accum[id(p)], expected, rtol=1e-4, atol=1e-6)
+    # noise 0: the lot's gradient is the mean of the clipped gradients
+    grads = engine.noisy_gradients(32.0)
+    torch.testing.assert_close(grads[0], torch.tensordot(factor, ref[names[0]], dims=1) / 32, rtol=1e-4, atol=1e-6)
+    engine.close()
+
+
+def test_noise_has_std_sigma_times_clip():
+    p = nn.Parameter(torch.zeros(200_000))
+    engine = DPEngine([p], l2_norm_clip=0.5, noise_multiplier=3.0, generator=torch.Generator().manual_seed(0))
+    (g,) = engine.noisy_gradients(2.0)  # an empty lot: noise only, divided by the lot size
+    assert g.mean().abs() < 0.02
+    assert g.std().item() == pytest.approx(3.0 * 0.5 / 2.0, rel=0.01)
+    engine.close()
+
+
+def _paper_loop(manager_cls, x, y, sigma=1.0, epochs=3, lr=0.5, kind="mlp", batch_size=64, seed=0, **kw):
+    model = make_digits_model(kind, seed=seed)
+    criterion = nn.CrossEntropyLoss()
+    accountant = GeneralMomentAccountant(noise_type="Gaussian", backend="cpp")
+    manager = manager_cls(accountant, optim.SGD, l2_norm_clip=1.0, dataset=TensorDataset(x, y), lot_size=64,
+                          batch_size=batch_size, seed=seed, **kw)
+    accountant.reset_step_info()
+    dpoptimizer_cls, lot_loader, batch_loader = manager.privatize(noise_multiplier=sigma)
+    optimizer = dpoptimizer_cls(model.parameters(), lr=lr)
+    for epoch in range(epochs):
+        for X_lot, y_lot in lot_loader(optimizer):
+            for X_batch, y_batch in batch_loader(TensorDataset(X_lot, y_lot)):
+                optimizer.zero_grad()
+                loss = criterion(model(X_batch), y_batch)
+                loss.backward()
+                optimizer.step()
+    optimizer.dp_engine.close()
+    model.eval()
+    return model, accountant, manager
+
+
+def test_paper_loop_trains_at_epsilon_8_and_counts_lots(digits):
+    x, y, xt, yt = digits
+    acc0 = evaluate_accuracy(make_digits_model("mlp", seed=0), (xt, yt))
+    steps = 6 * (len(x) // 64)
+    probe = GeneralMomentAccountant()
+    sigma = probe.get_noise_multiplier("sigma", 8.0, 1e-5, 64 / len(x), None, num_steps=steps)
+    model, accountant, _ = _paper_loop(DPSGDManager, x, y, sigma=sigma, epochs=6, lr=1.0)
+    acc = evaluate_accuracy(model, (xt, yt))
+    assert accountant.num_steps == steps
+    eps = accountant.get_epsilon(1e-5)
+    assert 7.0 < eps <= 8.0
+    ref = GeneralMomentAccountant(backend="python")
+    ref.add_step_info({"sigma": sigma}, 64 / len(x), steps)
+    assert eps == pytest.approx(ref.get_epsilon(1e-5), rel=1e-9)
+    assert acc0 < 0.2 and acc >= 0.85
+
+
+def test_batches_only_split_the_lot(digits):
+    x, y = digits[0], digits[1]
+    a, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, batch_size=64, iterations=5)
+    b, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, batch_size=7, iterations=5)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5)
+
+
+def test_poisson_lots_have_the_expected_size(digits):
+    x, y = digits[0], digits[1]
+    acc = GeneralMomentAccountant()
+    manager = DPSGDManager(acc, optim.SGD, dataset=TensorDataset(x, y), lot_size=64, seed=1)
+    opt_cls, lot_loader, _ = manager.privatize(noise_multiplier=1.0)
+    opt = opt_cls(make_digits_model("mlp").parameters(), lr=0.1)
+    sizes = [len(lot[0]) for lot in lot_loader(opt)]
+    assert len(sizes) == len(x) // 64
+    assert abs(sum(sizes) / len(sizes) - 64) < 6 and len(set(sizes)) > 3
+    opt.dp_engine.close()
+
+
+def test_dplis_runs_and_is_reported_against_dpsgd(digits):
+    x, y, xt, yt = digits
+    base, _, _ = _paper_loop(DPSGDManager, x, y, epochs=4)
+    smooth, acc, _ = _paper_loop(DPSGDManager, x, y, epochs=4, smoothing=True, smoothing_radius=3.0)
+    a_base, a_smooth = evaluate_accuracy(base, (xt, yt)), evaluate_accuracy(smooth, (xt, yt))
+    print(f"DPSGD {a_base:.3f} vs DPlis {a_smooth:.3f} at the same epsilon {acc.get_epsilon(1e-5):.3f}")
+    assert a_smooth > 0.8 and abs(a_smooth - a_base) < 0.1
+    # the weights are restored after each perturbed batch: with radius 0 DPlis is DP-SGD exactly
+    zero, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, smoothing=True, smoothing_radius=0.0, iterations=3)
+    plain, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, iterations=3)
+    for pa, pb in zip(zero.parameters(), plain.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+@pytest.mark.slow
+def test_adadps_beats_dpsgd_at_equal_epsilon(digits):
+    x, y, xt, yt = digits
+    public = TensorDataset(xt[:100], yt[:100])
+    test = (xt[100:], yt[100:])
+    base, acc_base, _ = _paper_loop(DPSGDManager, x, y, epochs=15, lr=1.0, kind="cnn")
+    # AdaDPS needs the model for its public gradients: the same loop, by hand
+    model = make_digits_model("cnn", seed=0)
+    criterion = nn.CrossEntropyLoss()
+    accountant = GeneralMomentAccountant()
+    manager = AdaDPSManager(accountant, optim.SGD, l2_norm_clip=1.0, dataset=TensorDataset(x, y), lot_size=64,
+                            batch_size=64, seed=0, public_dataset=public, model=model, criterion=criterion)
+    opt_cls, lot_loader, batch_loader = manager.privatize(noise_multiplier=1.0)
+    opt = opt_cls(model.parameters(), lr=1.0)
+    for _ in range(15):
+        for X_lot, y_lot in lot_loader(opt):
+            for xb, yb in batch_loader(TensorDataset(X_lot, y_lot)):
+                opt.zero_grad()
+                criterion(model(xb), yb).backward()
+                opt.step()
+    model.eval()
+    assert accountant.get_epsilon(1e-5) == pytest.approx(acc_base.get_epsilon(1e-5), rel=1e-12)
+    a_base, a_ada = evaluate_accuracy(base, test), evaluate_accuracy(model, test)
+    print(f"DPSGD {a_base:.3f} vs AdaDPS {a_ada:.3f}")
+    assert a_ada > a_base
+
+
+def test_dp_fedavg_client_trains_privately(digits):
+    from aijack_lab.collaborative import FedAVGAPI, FedAVGClient, FedAVGServer
+    from aijack_lab.datasets import make_client_dataloaders, partition_iid
+
+    x, y, xt, yt = digits
+    parts = partition_iid(len(x), 2, seed=0)
+    loaders = make_client_dataloaders(x, y, parts, batch_size=32, seed=0)
+    manager = DPSGDClientManager(GeneralMomentAccountant(), l2_norm_clip=1.0, noise_multiplier=1.0, lot_size=32, seed=0)
+    DPClient = manager.attach(FedAVGClient)
+    clients = [DPClient(make_digits_model("mlp", seed=0), user_id=i, lr=0.5) for i in range(2)]
+    server = FedAVGServer(clients, make_digits_model("mlp", seed=0), lr=0.5)
+    opts = [optim.SGD(c.parameters(), lr=0.5) for c in clients]
+    api = FedAVGAPI(server, clients, nn.CrossEntropyLoss(), opts, loaders, num_communication=4, local_epoch=1,
+                    validation_dataloader=(xt, yt))
+    api.run()
+    assert api.history[-1]["global_accuracy"] > 0.75
+    for c, part in zip(clients, parts):
+        steps = 4 * (len(part) // 32)
+        assert c.accountant.num_steps == steps
+        ref = GeneralMomentAccountant()
+        ref.add_step_info({"sigma": 1.0}, 32 / len(part), steps)
+        assert c.get_epsilon(1e-5) == pytest.approx(ref.get_epsilon(1e-5))
+    assert manager.accountant.num_steps == 0  # each client accounts for its own data
+
+
+def test_bad_input(digits):
+    x, y = digits[0][:200], digits[1][:200]
+    acc = GeneralMomentAccountant()
+    ds = TensorDataset(x, y)
+    with pytest.raises(TypeError, match="accountant"):
+        DPSGDManager("acc", optim.SGD, dataset=ds)
+    with pytest.raises(TypeError, match="optimizer_cls"):
+        DPSGDManager(acc, "sgd", dataset=ds)
+    with pytest.raises(ValueError, match="l2_norm_clip"):
+        DPSGDManager(acc, optim.SGD, l2_norm_clip=0.0, dataset=ds)
+    with pytest.raises(ValueError, match="lot_size"):
+        DPSGDManager(acc, optim.SGD, dataset=ds, lot_size=1000)
+    with pytest.raises(ValueError, match="sampling"):
+        DPSGDManager(acc, optim.SGD, dataset=ds, sampling="random")
+    manager = DPSGDManager(acc, optim.SGD, dataset=ds, lot_size=32)
+    for sigma in (0.0, -1.0):
+        with pytest.raises(ValueError, match="noise_multiplier"):
+            manager.privatize(noise_multiplier=sigma)
+    opt_cls, lot_loader, _ = manager.privatize(noise_multiplier=1.0)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        opt_cls([], lr=0.1)
+    with pytest.raises(TypeError, match="lot_loader"):
+        next(lot_loader(optim.SGD(make_digits_model("mlp").parameters(), lr=0.1)))
+    # the paper's short form without a dataset: the lot loader says what is missing
+    _, no_data_loader, _ = DPSGDManager(acc, optim.SGD).privatize(noise_multiplier=1.0)
+    opt = opt_cls(make_digits_model("mlp").parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="dataset"):
+        next(no_data_loader(opt))
+    opt.dp_engine.close()
+    # BatchNorm mixes samples: named in the error
+    bn = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.BatchNorm1d(8), nn.Linear(8, 10))
+    opt = opt_cls(bn.parameters(), lr=0.1)
+    opt.zero_grad()
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        bn(x[:8])
+    opt.dp_engine.close()
+
+    # a module with its own raw parameter takes the vmap fallback and matches micro-batches
+    class Raw(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(64, 10, generator=torch.Generator().manual_seed(0)))
+
+        def forward(self, v):
+            return torch.tanh(v.flatten(1) @ self.w)
+
+    raw = Raw()
+    crit = nn.CrossEntropyLoss()
+    torch.testing.assert_close(per_sample_gradients(raw, crit, x[:6], y[:6])["w"],
+                               micro_batch_gradients(raw, crit, x[:6], y[:6])["w"], rtol=1e-4, atol=1e-6)
+    # a parameter used outside any module forward cannot be traced per sample
+    free = nn.Parameter(torch.ones(3))
+    model = make_digits_model("mlp")
+    opt = opt_cls(list(model.parameters()) + [free], lr=0.1)
+    opt.zero_grad()
+    (crit(model(x[:4]), y[:4]) + free.sum()).backward()
+    with pytest.raises(ValueError, match="outside any module forward"):
+        opt.step()
+    opt.dp_engine.close()
+    with pytest.raises(ValueError, match="public_dataset needs"):
+        AdaDPSManager(acc, optim.SGD, dataset=ds, public_dataset=ds)
+    with pytest.raises(ValueError, match="Gaussian"):
+        DPSGDManager(GeneralMomentAccountant(noise_type="Laplace"), optim.SGD, dataset=ds).privatize(noise_multiplier=1.0)
