@@ -35,7 +35,7 @@ def _fedmd(digits, digest=True):
             c.approach_consensus = lambda opt, epoch=1, seed=0: 0.0
     server = FedMDServer(clients, make_digits_model("cnn", seed=3))
     opts = [torch.optim.Adam(c.model.parameters(), lr=3e-3) for c in clients]
-    api = FedMDAPI(server, clients, pub, loaders, client_optimizers=opts, validation_dataloader=val, num_communication=5,
+    api = FedMDAPI(server, clients, pub, loaders, client_optimizers=opts, validation_dataloader=val, num_communication=4,
                    transfer_epoch_public=5, transfer_epoch_private=2, consensus_epoch=2, server_training_epoch=3)
     return api, api.run()
 

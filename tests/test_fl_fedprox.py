@@ -16,8 +16,8 @@ def _run(digits, mu, rounds=3, alpha=0.3, n=4, lr=0.05, local_epoch=2):
     X, y, Xt, yt = digits
     parts = partition_dirichlet(y, n, alpha=alpha, seed=0)
     loaders = make_client_dataloaders(X, y, parts, batch_size=32, seed=0)
-    clients = [FedProxClient(make_digits_model("cnn", seed=0), user_id=i, lr=lr, mu=mu) for i in range(n)]
-    server = FedAVGServer(clients, make_digits_model("cnn", seed=0), lr=lr)
+    clients = [FedProxClient(make_digits_model("mlp", seed=0), user_id=i, lr=lr, mu=mu) for i in range(n)]
+    server = FedAVGServer(clients, make_digits_model("mlp", seed=0), lr=lr)
     opts = [torch.optim.SGD(c.parameters(), lr=lr, momentum=0.9) for c in clients]
     api = FedProxAPI(server, clients, nn.CrossEntropyLoss(), opts, loaders, num_communication=rounds,
                      local_epoch=local_epoch, validation_dataloader=(Xt, yt))

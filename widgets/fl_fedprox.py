@@ -8,7 +8,7 @@ from .params import ChoiceParam, FloatParam, IntParam
 from .registry import register
 
 
-def run_fedprox(num_clients=4, num_communication=5, local_epoch=2, partition="dirichlet", alpha=0.3, mu=0.1,
+def run_fedprox(num_clients=4, num_communication=5, local_epoch=1, partition="dirichlet", alpha=0.3, mu=0.1,
                 lr=0.05, model="cnn", seed=0, progress=None):
     """FedProx and FedAVG (μ = 0) on the same clients; returns both histories."""
     histories = {}
@@ -36,7 +36,7 @@ class FedProxPanel(Panel):
     params = (
         IntParam("num_clients", 4, min=2, max=10, label="clients"),
         IntParam("num_communication", 5, min=1, max=30, label="rounds"),
-        IntParam("local_epoch", 2, min=1, max=5, label="local epochs"),
+        IntParam("local_epoch", 1, min=1, max=5, label="local epochs"),
         ChoiceParam("partition", "dirichlet", options=("iid", "dirichlet"), label="data split"),
         FloatParam("alpha", 0.3, min=-2, max=1, step=0.1, log=True, label="Dirichlet α"),
         FloatParam("mu", 0.1, min=-3, max=1, step=0.1, log=True, label="proximal μ"),
