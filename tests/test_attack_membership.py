@@ -60,8 +60,33 @@ def test_one_shared_attack_model(split):
     assert roc_auc_score(is_member, attacker.attack(x_eval, y_eval, proba=True)) >= 0.6
 
 
+def _dp_sgd_mlp(X_train, y_train, sigma):
+    """The digits MLP trained with DP-SGD as in the paper's Code S-9; returns (model, epsilon at δ=1e-5)."""
+    import torch
+    from torch import nn, optim
+    from torch.utils.data import TensorDataset
+
+    from aijack_lab.defense import DPSGDManager, GeneralMomentAccountant
+
+    model = make_digits_model("mlp", seed=0, hidden=64)
+    accountant = GeneralMomentAccountant(noise_type="Gaussian", backend="cpp")
+    dataset = TensorDataset(torch.from_numpy(X_train), torch.from_numpy(y_train))
+    manager = DPSGDManager(accountant, optim.SGD, l2_norm_clip=1.0, dataset=dataset, lot_size=50, seed=0)
+    accountant.reset_step_info()
+    dpoptimizer_cls, lot_loader, batch_loader = manager.privatize(noise_multiplier=sigma)
+    optimizer = dpoptimizer_cls(model.parameters(), lr=0.5)
+    criterion = nn.CrossEntropyLoss()
+    for _ in range(30):
+        for X_lot, y_lot in lot_loader(optimizer):
+            for X_batch, y_batch in batch_loader(TensorDataset(X_lot, y_lot)):
+                optimizer.zero_grad()
+                criterion(model(X_batch), y_batch).backward()
+                optimizer.step()
+    return model, accountant.get_epsilon(1e-5)
+
+
 @pytest.mark.slow
-def test_overfit_torch_target_leaks_membership(split):
+def test_overfit_torch_target_leaks_and_dp_sgd_closes_the_leak(split):
     X_train, y_train, X_shadow, y_shadow, x_eval, y_eval, is_member = split
     train = dict(epochs=400, lr=1e-2, batch_size=len(X_train), seed=0)
     target = TorchClassifier(make_digits_model("mlp", seed=0, hidden=64), **train).fit(X_train, y_train)
@@ -70,7 +95,16 @@ def test_overfit_torch_target_leaks_membership(split):
     attack_models = [RandomForestClassifier(50, min_samples_leaf=5, random_state=0) for _ in range(10)]
     attacker = ShadowMembershipInferenceAttack(target.model, shadows, attack_models, shadow_train_kwargs=train)
     attacker.fit(X_shadow[:1000], y_shadow[:1000])
-    assert roc_auc_score(is_member, attacker.attack(x_eval, y_eval, proba=True)) >= 0.6
+    auc_plain = roc_auc_score(is_member, attacker.attack(x_eval, y_eval, proba=True))
+    assert auc_plain >= 0.6
+
+    dp_model, epsilon = _dp_sgd_mlp(X_train, y_train, sigma=2.0)
+    dp_target = TorchClassifier(dp_model)
+    assert epsilon < 10
+    assert (dp_target.predict_proba(x_eval[len(X_train):]).argmax(1) == y_eval[len(X_train):]).mean() > 0.6  # still useful
+    auc_dp = roc_auc_score(is_member, attacker.predict_proba(dp_target.predict_proba(x_eval), y_eval))
+    assert auc_dp < auc_plain - 0.08
+    assert abs(auc_dp - 0.5) < 0.08
 
 
 def test_torch_classifier_adapter():
