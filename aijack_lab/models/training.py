@@ -51,3 +51,29 @@ def train_digits_model(
     x_train, y_train, _, _ = load_digits()
     model = make_digits_model(kind, seed=seed)
     return train_classifier(model, x_train, y_train, epochs=epochs, seed=seed, progress=progress)
+
+
+def train_logistic_regression(
+    X: torch.Tensor, y: torch.Tensor, num_classes: Optional[int] = None, l2_reg: float = 1e-3,
+    seed: int = 0, max_iter: int = 200,
+) -> nn.Module:
+    """Multinomial logistic regression (an ``nn.Linear``) fitted to the optimum of
+    ``mean cross-entropy + (l2_reg/2)·||θ||²`` by full-batch L-BFGS (what influence functions assume)."""
+    from ..utils.seeding import seeded
+
+    check_positive("l2_reg", l2_reg, allow_zero=True)
+    if len(X) != len(y) or len(X) == 0:
+        raise ValueError(f"X has {len(X)} rows and y {len(y)}; they must match and be non-empty")
+    k = int(num_classes if num_classes is not None else int(y.max()) + 1)
+    with seeded(seed):
+        model = nn.Linear(X.shape[1], k)
+    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(X), y) + 0.5 * l2_reg * sum((p ** 2).sum() for p in model.parameters())
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return model
