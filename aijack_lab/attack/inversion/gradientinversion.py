@@ -17,6 +17,7 @@ model would produce for it, and moves the dummy so that this gradient matches th
 (second-order autograd). The target model is not modified: its parameters' ``.grad`` and its
 batch-norm running statistics are left as they were.
 """
+import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -474,7 +475,7 @@ class GradientInversion_Attack(BaseAttacker):
                 if self.log_interval and it % self.log_interval == 0:
                     print(f"iteration {it}: loss {mean_loss:.6g}")
                 report_progress(self.progress, it, self.num_iteration)
-                if not all(torch.isfinite(torch.tensor(step_losses))):
+                if not all(math.isfinite(v) for v in step_losses):
                     break  # the optimiser diverged: keep the best iterate seen
                 if self.early_stopping is not None and since_best >= self.early_stopping:
                     break
