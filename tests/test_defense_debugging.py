@@ -98,7 +98,7 @@ def test_monitor_on_a_classifier_flags_injected_bad_outputs(digits):
     def label_flicker(outputs):
         labels = [int(o.argmax()) if torch.isfinite(o).all() else None for o in outputs]
         return [t for t in range(1, len(labels) - 1)
-                if labels[t - 1] is not None and labels[t - 1] == labels[t + 1] != labels[t]]
+                if None not in labels[t - 1 : t + 2] and labels[t - 1] == labels[t + 1] != labels[t]]
 
     monitor = ModelAssertionMonitor(
         Faulty(),
