@@ -34,6 +34,8 @@ def test_fedprox_learns_and_keeps_drift_below_fedavg(digits):
     assert drift_prox < 0.85 * drift_avg
     # every round, every client's drift is recorded and finite
     assert all(len(h["client_drift"]) == 4 and all(math.isfinite(d) for d in h["client_drift"]) for h in prox)
+    # per-client accuracy of the local models before aggregation is recorded too
+    assert all(len(h["client_accuracies"]) == 4 and all(0 <= a <= 1 for a in h["client_accuracies"]) for h in prox)
 
 
 def test_mu_zero_is_fedavg(digits):

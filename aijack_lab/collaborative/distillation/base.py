@@ -4,7 +4,10 @@ These protocols exchange predictions on a public dataset instead of model parame
 base API holds the public and private data, trains clients on either, scores the server and
 clients, counts the bytes that cross, and records one ``history`` entry per round with the
 same keys as ``FedAVGAPI`` (``round``, ``client_losses``, ``global_accuracy``, ``seconds``,
-``bytes_uploaded``) plus ``client_accuracies`` and ``bytes_downloaded``.
+``bytes_uploaded``) plus ``client_accuracies``, ``mean_client_accuracy`` and ``bytes_downloaded``.
+
+Clients' uploads are checked on receipt: NaN/inf predictions stop the run with a ValueError naming
+the client (nothing of that round is aggregated).
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 

@@ -3,6 +3,7 @@ from typing import List, Optional
 
 import torch
 
+from ...utils.metrics import evaluate_accuracy
 from ...utils.validation import check_positive
 from ..fedavg import FedAVGAPI
 
@@ -22,8 +23,12 @@ class FedProxAPI(FedAVGAPI):
     """``FedProxAPI(server, clients, criterion, optimizers, dataloaders).run()`` (paper Code S-11).
 
     Same arguments, hooks, engines and ``history`` as ``FedAVGAPI``; each round's entry also has
-    ``client_drift`` (‖w_k − w_t‖ per client after local training) and ``mean_client_drift``.
+    ``client_drift`` (‖w_k − w_t‖ per client after local training), ``mean_client_drift`` and, with
+    a ``validation_dataloader``, ``client_accuracies`` (each local model before aggregation).
     ``mu``, if given, overrides every client's proximal coefficient.
+
+    A client whose update has NaN/inf entries stops the run with a ValueError naming it (the
+    server's ``receive``); the global model keeps the previous round's parameters.
     """
 
     def __init__(self, server, clients, criterion, local_optimizers, local_dataloaders, *args, mu: Optional[float] = None, **kwargs):
@@ -36,15 +41,21 @@ class FedProxAPI(FedAVGAPI):
             for client in clients:
                 client.mu = float(mu)
         self._drift: List[float] = []
+        self._client_acc: Optional[List[float]] = None
 
     def local_train(self, com_cnt: int) -> List[List[float]]:
         start = [p.detach().clone() for p in self.server.server_model.parameters()]
         losses = super().local_train(com_cnt)
         self._drift = client_drift(start, [c.model for c in self.clients])
+        self._client_acc = (
+            [evaluate_accuracy(c.model, self.validation_dataloader) for c in self.clients]
+            if self.validation_dataloader is not None else None
+        )
         return losses
 
     def _end_round(self, info, total_rounds):
         info = dict(info)
         info["client_drift"] = list(self._drift)
         info["mean_client_drift"] = sum(self._drift) / len(self._drift) if self._drift else float("nan")
+        info["client_accuracies"] = self._client_acc
         super()._end_round(info, total_rounds)
