@@ -187,19 +187,19 @@ class ThreadComm:
         raise SystemExit(code)
 
 
-def run_threaded_mpi(digits, server_cls, client_cls, n_clients=2, rounds=2):
+def run_threaded_mpi(digits, server_cls, client_cls, n_clients=2, rounds=2, api_cls=MPIFedAVGAPI, **api_kw):
     """Code 6 with every rank as a thread; returns the server party."""
     x_tr, y_tr, x_te, y_te = digits
     boxes, size = {}, n_clients + 1
     parts = partition_iid(len(x_tr), n_clients, seed=0)
     loaders = make_client_dataloaders(x_tr, y_tr, parts, batch_size=32, seed=0)
     server = server_cls(ThreadComm(boxes, 0, size), list(range(1, size)), make_digits_model("mlp", seed=0))
-    apis = [MPIFedAVGAPI(server.comm, server, True, nn.CrossEntropyLoss(), num_communication=rounds, timeout=60)]
+    apis = [api_cls(server.comm, server, True, nn.CrossEntropyLoss(), num_communication=rounds, timeout=60, **api_kw)]
     for r in range(1, size):
         client = client_cls(ThreadComm(boxes, r, size), make_digits_model("mlp", seed=0), user_id=r)
         opt = torch.optim.SGD(client.parameters(), lr=0.1, momentum=0.9)
-        apis.append(MPIFedAVGAPI(client.comm, client, False, nn.CrossEntropyLoss(), opt, loaders[r - 1],
-                                 num_communication=rounds, timeout=60))
+        apis.append(api_cls(client.comm, client, False, nn.CrossEntropyLoss(), opt, loaders[r - 1],
+                            num_communication=rounds, timeout=60, **api_kw))
     errors = []
 
     def run(api):
@@ -287,3 +287,24 @@ def test_stopped_client_rank_is_named_after_the_timeout(tmp_path):
     assert error.rank == 2
     assert "did not send its update" in str(error) and "MPI rank 2" in str(error)
     assert elapsed < 3 + 15  # the documented timeout plus the abort
+
+
+def test_mpi_fedprox_equals_inprocess_fedprox(digits):
+    from aijack_lab.collaborative import FedProxAPI, FedProxClient, MPIFedProxAPI
+
+    server = run_threaded_mpi(digits, MPIFedAVGServerManager().attach(FedAVGServer),
+                              MPIFedAVGClientManager().attach(FedProxClient), api_cls=MPIFedProxAPI, mu=0.5)
+    x_tr, y_tr, x_te, y_te = digits
+    parts = partition_iid(len(x_tr), 2, seed=0)
+    loaders = make_client_dataloaders(x_tr, y_tr, parts, batch_size=32, seed=0)
+    clients = [FedProxClient(make_digits_model("mlp", seed=0), user_id=i + 1) for i in range(2)]
+    reference = FedAVGServer(clients, make_digits_model("mlp", seed=0))
+    opts = [torch.optim.SGD(c.parameters(), lr=0.1, momentum=0.9) for c in clients]
+    FedProxAPI(reference, clients, nn.CrossEntropyLoss(), opts, loaders, num_communication=2, mu=0.5).run()
+    assert max_diff(reference.server_model.parameters(), server.server_model.parameters()) <= 1e-5
+    # and the proximal term mattered: plain FedAVG ends elsewhere
+    plain, _ = inprocess(digits, n_clients=2, rounds=2, model="mlp")
+    assert max_diff(plain.server_model.parameters(), server.server_model.parameters()) > 1e-3
+    with pytest.raises(TypeError, match="not an MPI FedProxClient"):
+        client = MPIFedAVGClientManager().attach(FedAVGClient)(SilentComm(rank=1), make_digits_model("mlp"), user_id=1)
+        MPIFedProxAPI(client.comm, client, False, nn.CrossEntropyLoss(), object(), object())

@@ -15,6 +15,7 @@ _EXPORTS = {
     "MPIFedAVGClientManager": ".mpi",
     "MPIFedAVGServerManager": ".mpi",
     "MPIRankError": ".mpi",
+    "MPIFedProxAPI": ".mpi",
     "FedProxClient": ".fedprox",
     "FedProxAPI": ".fedprox",
     "FedKDClient": ".fedkd",

@@ -5,12 +5,14 @@ Run a script with ``mpiexec -n K+1 python script.py`` (rank 0 the server, ranks 
 This package never imports mpi4py itself: the script passes its communicator.
 """
 from .fedavg import MPIFedAVGAPI, MPIFedAVGClientManager, MPIFedAVGServerManager
+from .fedprox import MPIFedProxAPI
 from .transport import DEFAULT_TIMEOUT, MPIRankError
 
 __all__ = [
     "MPIFedAVGAPI",
     "MPIFedAVGClientManager",
     "MPIFedAVGServerManager",
+    "MPIFedProxAPI",
     "MPIRankError",
     "DEFAULT_TIMEOUT",
 ]
