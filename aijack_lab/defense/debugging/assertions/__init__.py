@@ -7,5 +7,6 @@ over bounding boxes; ``ModelAssertionMonitor`` runs any user predicates over a s
 """
 from .boxes import assert_multibox, box_iou, except_flicker
 from .monitor import ModelAssertionMonitor, Violation
+from .simulate import simulate_detections
 
-__all__ = ["assert_multibox", "except_flicker", "box_iou", "ModelAssertionMonitor", "Violation"]
+__all__ = ["assert_multibox", "except_flicker", "box_iou", "ModelAssertionMonitor", "Violation", "simulate_detections"]
