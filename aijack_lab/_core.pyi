@@ -83,3 +83,19 @@ class paillier:
         def to_bytes(self) -> bytes: ...
         @staticmethod
         def from_bytes(public_key: "paillier.PaillierPublicKey", data: bytes) -> "paillier.PaillierCipherArray": ...
+
+# -- accountant (cpp/src/accountant.cpp): RDP moments accountant, log space (mirrors defense/dp/rdp.py) --
+class accountant:
+    @staticmethod
+    def rdp_one_step(noise_type: str, bound_type: str, scale: float, sampling_rate: float, alpha: float) -> float:
+        """RDP at order alpha (> 1) of one step; noise_type "Gaussian" (scale = sigma) or "Laplace" (scale = b);
+        bound_type "rdp_tight_upperbound" or "rdp_upperbound_closedformula"."""
+    @staticmethod
+    def compute_rdp(noise_type: str, bound_type: str, steps_info: List["tuple[float, float, float]"],
+                    orders: List[float]) -> List[float]:
+        """Total RDP per order for steps_info = [(scale, q, num_steps), ...]."""
+    @staticmethod
+    def get_epsilon(noise_type: str, bound_type: str, steps_info: List["tuple[float, float, float]"], delta: float,
+                    search: str, orders: List[float], order_min: float, order_max: float, precision: float,
+                    max_iterations: int) -> "tuple[float, float]":
+        """(epsilon, order): best of `orders` (search="greedy") or ternary search on [order_min, order_max]."""
