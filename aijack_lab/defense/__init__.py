@@ -8,9 +8,22 @@ _EXPORTS = {
     "PaillierKeyGenerator": ".paillier",
     "PaillierGradientClientManager": ".paillier",
     "PaillierTensor": ".paillier",
+    "GeneralMomentAccountant": ".dp",
+    "DPSGDManager": ".dp",
+    "AdaDPSManager": ".dp",
+    "DPSGDClientManager": ".dp",
     "NormClippingServerManager": ".clipping",
+    "SoteriaClientManager": ".soteria",
+    "FoolsGoldServerManager": ".foolsgold",
+    "VIB": ".mid",
+    "mib_loss": ".mid",
+    "KL_between_normals": ".mid",
+    "SparseGradientClientManager": ".sparse",
+    "SparseGradientServerManager": ".sparse",
     "Mondrian": ".kanonymity",
     "PixelDP": ".pixeldp",
+    "NeuronCoverageTracker": ".debugging",
+    "Rain": ".debugging",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
