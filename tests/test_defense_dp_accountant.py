@@ -209,3 +209,17 @@ def test_bad_arguments():
         core.compute_rdp("Gaussian", "rdp_tight_upperbound", [(0.0, 0.1, 1.0)], [2.0])
     with pytest.raises(ValueError, match="noise_type"):
         core.compute_rdp("Cauchy", "rdp_tight_upperbound", [(1.0, 0.1, 1.0)], [2.0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sigma, q, alpha", [(50.0, 1e-5, 2), (50.0, 1e-5, 9), (8.0, 1e-3, 64), (0.5, 0.3, 40), (0.2, 0.01, 200)])
+def test_integer_orders_match_50_digit_arithmetic(backend, sigma, q, alpha):
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    s, qq = mpmath.mpf(sigma), mpmath.mpf(q)
+    a = mpmath.fsum(mpmath.binomial(alpha, i) * qq ** i * (1 - qq) ** (alpha - i) * mpmath.exp((i * i - i) / (2 * s * s))
+                    for i in range(alpha + 1))
+    exact = float(mpmath.log(a) / (alpha - 1))
+    acc = GeneralMomentAccountant(backend=backend, orders=[alpha])
+    acc.add_step_info({"sigma": sigma}, q, 1)
+    assert acc.get_rdp()[0] == pytest.approx(exact, rel=1e-10)
