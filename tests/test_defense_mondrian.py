@@ -290,7 +290,7 @@ def odd_frames(draw):
     return pd.DataFrame(cols), [f"c{j}" for j in range(d)], {f"c{j}": cont[j] for j in range(d)}, k
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(odd_frames())
 def test_fuzz_anonymize_odd_frames(frame):
     df, cols, cont, k = frame
