@@ -204,6 +204,8 @@ def test_bad_input():
         PixelDP(model, 5, n_population_mc=10).eval()(torch.rand(2, 1, 8, 8))
     with pytest.raises(TypeError, match="tensor"):
         pdp(np.zeros((2, 64)))
+    with pytest.raises(TypeError, match="floating-point"):
+        pdp(torch.zeros(2, 64, dtype=torch.long))
 
 
 def test_pixeldp_panel_runs_and_code_view_reproduces():

@@ -230,6 +230,9 @@ class PixelDP(nn.Module):
     def forward(self, x: torch.Tensor):
         if not torch.is_tensor(x):
             raise TypeError(f"PixelDP expects a tensor, got {type(x).__name__}")
+        if self.noise_layer == "input" and not torch.is_floating_point(x):
+            raise TypeError(f"the input noise layer needs a floating-point input, got {x.dtype}; "
+                            "the model's first layer cannot take integer inputs plus noise")
         if self.training:
             return self._noisy_forward(x)
         return self.forward_eval(x)
