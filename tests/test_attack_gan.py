@@ -6,7 +6,7 @@ from torch import nn
 from aijack_lab.attack import GANAttackClientManager
 from aijack_lab.collaborative import FedAVGAPI, FedAVGClient, FedAVGServer
 from aijack_lab.datasets import make_client_dataloaders, partition_iid
-from aijack_lab.models import make_digits_model
+from aijack_lab.models import make_digits_model, train_digits_model
 from aijack_lab.models.generator import make_digits_generator
 from aijack_lab.utils import predict
 
@@ -48,6 +48,14 @@ def test_generator_produces_images_the_shared_model_calls_the_target(digits):
     assert target_rate(server.server_model, before) < 0.2  # the untrained generator is not the target
     assert target_rate(server.server_model, fake) >= 0.9
     assert len(attacker.generator_losses) == 4  # one generator update per download after the first
+    # the images carry the class's look, not just the shared model's verdict: they lie closest to the
+    # mean image of the target class, and a classifier trained apart from the federation calls them so
+    x, y, _, _ = digits
+    means = torch.stack([x[y == k].mean(0) for k in range(10)])
+    nearest = ((fake[:, None] - means[None]) ** 2).flatten(2).mean(-1).argmin(1)
+    assert (nearest == TARGET).float().mean().item() >= 0.9
+    independent = train_digits_model("mlp", epochs=10, seed=1)
+    assert target_rate(independent, fake) >= 0.5
     assert api.history[-1]["global_accuracy"] > 0.8  # the federation still learns
 
 

@@ -281,3 +281,13 @@ def test_server_manager_idlg_targets_one_client_and_validates(digits):
         GradientInversionAttackServerManager((1, 8, 8), distancename="manhattan")
     with pytest.raises(TypeError, match="input_shape"):
         GradientInversionAttackServerManager(64)
+
+
+def test_server_manager_records_none_for_unreadable_uploads(digits):
+    x, y, _, _ = digits
+    server = GradientInversionAttackServerManager((1, 8, 8), num_iteration=2).attach(FedAVGServer)(
+        [FedAVGClient(make_lenet_digits(seed=0))], make_lenet_digits(seed=0)
+    )
+    server.uploaded_gradients = [[object()] * 6]  # e.g. Paillier ciphertexts: the server cannot read them
+    assert server.attack() == {0: None}
+    assert server.attack_results == [{0: None}]

@@ -35,10 +35,12 @@ def test_gradient_inversion_stop_mid_run():
         original(step, total)
 
     panel._progress = progress
+    panel.live_interval_s = 0.0  # redraw at every snapshot
     with pytest.raises(StopRequested):
         panel.run()
     assert panel.status.value == "stopped"
     assert panel.result == {}
+    assert panel.image.value[:8] == b"\x89PNG\r\n\x1a\n"  # the live view drew the dummy before Stop
     assert not panel.run_button.disabled
 
 
