@@ -22,42 +22,54 @@ from ..base import BaseAttacker
 
 
 def _fake_quantize_symmetric(w: torch.Tensor, bits: int) -> torch.Tensor:
-    qmax = 2 ** (bits - 1) - 1
-    scale = w.abs().max() / qmax
+    """Per-tensor symmetric quantization as torch's default int8 weight observer does it."""
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    scale = w.abs().max() / ((qmax - qmin) / 2)
     if scale == 0:
         return w.clone()
-    return torch.clamp(torch.round(w / scale), -qmax - 1, qmax) * scale
+    return torch.clamp(torch.round(w / scale), qmin, qmax) * scale
 
 
 class _QuantizedInput(nn.Module):
     """Runs ``layer`` on its input rounded to ``bits``-bit affine levels (the range of each batch,
     like dynamic quantization); the rounding passes gradients straight through."""
 
-    def __init__(self, layer: nn.Module, bits: int):
+    def __init__(self, layer: nn.Module, bits: int, reduce_range: bool = False):
         super().__init__()
         self.layer = layer
         self.bits = bits
+        self.reduce_range = reduce_range
 
     def forward(self, x):
-        levels = 2 ** self.bits - 1
-        lo, hi = x.detach().amin(), x.detach().amax()
+        # affine per-tensor levels over the batch's range (widened to include 0), as torch's
+        # dynamic quantization does (it uses one bit less, ``reduce_range``, on x86)
+        levels = 2 ** (self.bits - 1) - 1 if self.reduce_range else 2 ** self.bits - 1
+        lo = torch.clamp(x.detach().amin(), max=0.0)
+        hi = torch.clamp(x.detach().amax(), min=0.0)
         scale = (hi - lo) / levels
         if scale > 0:
-            q = torch.round((x - lo) / scale) * scale + lo
+            zero_point = torch.round(-lo / scale)
+            q = (torch.clamp(torch.round(x / scale) + zero_point, 0, levels) - zero_point) * scale
             x = x + (q - x).detach()
         return self.layer(x)
 
 
-def make_edge_model(model: nn.Module, bits: int = 8, prune_ratio: float = 0.0, quantize_activations: bool = True) -> nn.Module:
+def make_edge_model(model: nn.Module, bits: int = 8, prune_ratio: float = 0.0, quantize_activations: bool = True,
+                    reduce_range: bool = True) -> nn.Module:
     """A differentiable edge version of ``model`` (the original is not modified).
 
     Every ``nn.Linear``/``nn.Conv2d`` weight loses its ``prune_ratio`` smallest-magnitude entries
     (per layer), then is rounded to ``bits``-bit symmetric levels (per tensor); with
-    ``quantize_activations`` each such layer's input is rounded to ``bits``-bit levels too.
-    ``bits=0`` skips quantization (pruning only).
+    ``quantize_activations`` each such layer's input is rounded to ``bits``-bit levels too
+    (``bits - 1`` with ``reduce_range``, torch's x86 default). ``bits=0`` skips quantization
+    (pruning only). With the defaults and no pruning, the outputs of an ``nn.Linear`` model equal
+    those of ``torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)``
+    (to float rounding) while staying differentiable.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(reduce_range, bool):
+        raise TypeError(f"reduce_range must be True or False, got {reduce_range!r}")
     check_positive_int("bits", bits, allow_zero=True)
     if bits == 1 or bits > 16:
         raise ValueError(f"bits must be 0 (no quantization) or in 2..16, got {bits}")
@@ -80,7 +92,7 @@ def make_edge_model(model: nn.Module, bits: int = 8, prune_ratio: float = 0.0, q
                     if bits:
                         w.copy_(_fake_quantize_symmetric(w, bits))
                 if bits and quantize_activations:
-                    setattr(module, name, _QuantizedInput(child, bits))
+                    setattr(module, name, _QuantizedInput(child, bits, reduce_range))
             else:
                 convert(child)
 
