@@ -6,6 +6,7 @@ from ..utils.lazy import lazy_exports
 from .base import BaseAttacker
 
 _EXPORTS = {
+    "NormAttackSplitNNManager": ".labelleakage",
     "FGSMAttacker": ".evasion",
     "Evasion_attack_sklearn": ".evasion",
     "DIVAWhiteBoxAttacker": ".evasion",

@@ -5,17 +5,14 @@ The paper's names are re-exported lazily; to add one, add ``"Name": ".module"`` 
 from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
+    "SplitNNClient": ".splitnn",
+    "SplitNNAPI": ".splitnn",
     "BaseClient": ".core",
     "BaseServer": ".core",
     "BaseFedAPI": ".core",
     "FedAVGClient": ".fedavg",
     "FedAVGServer": ".fedavg",
     "FedAVGAPI": ".fedavg",
-    "MPIFedAVGAPI": ".mpi",
-    "MPIFedAVGClientManager": ".mpi",
-    "MPIFedAVGServerManager": ".mpi",
-    "MPIRankError": ".mpi",
-    "MPIFedProxAPI": ".mpi",
     "FedProxClient": ".fedprox",
     "FedProxAPI": ".fedprox",
     "FedKDClient": ".fedkd",
@@ -33,6 +30,11 @@ _EXPORTS = {
     "DSFLClient": ".dsfl",
     "DSFLServer": ".dsfl",
     "DSFLAPI": ".dsfl",
+    "MPIFedAVGAPI": ".mpi",
+    "MPIFedAVGClientManager": ".mpi",
+    "MPIFedAVGServerManager": ".mpi",
+    "MPIRankError": ".mpi",
+    "MPIFedProxAPI": ".mpi",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
