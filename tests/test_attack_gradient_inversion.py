@@ -291,3 +291,16 @@ def test_server_manager_records_none_for_unreadable_uploads(digits):
     server.uploaded_gradients = [[object()] * 6]  # e.g. Paillier ciphertexts: the server cannot read them
     assert server.attack() == {0: None}
     assert server.attack_results == [{0: None}]
+
+
+def test_known_labels_and_init_x_are_used(net, digits):
+    x, y, _, _ = digits
+    xb, yb = distinct_label_batch(x, y, 2)
+    g = batch_gradient(net, xb, yb)
+    a = GradientInversion_Attack(net, (1, 8, 8), num_iteration=3, seed=0)
+    _, y_rec = a.attack(g, batch_size=2, labels=yb)
+    assert y_rec.tolist() == yb.tolist()  # known labels are kept, even with optimize_label=True
+    a.attack(g, batch_size=2, init_x=xb, labels=yb)
+    assert a.log_loss[0] < 1e-10  # starting at the private batch, the gradients already match
+    with pytest.raises(ValueError, match="labels must be 2 integer class indices"):
+        a.attack(g, batch_size=2, labels=torch.tensor([1.0, 2.0]))
