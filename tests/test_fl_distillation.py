@@ -14,22 +14,22 @@ from aijack_lab.models import make_digits_model
 NPUB = 300
 
 
-def _split(digits, n=3, alpha=0.3):
+def _split(digits, n=3, alpha=0.3, seed=0):
     X, y, Xt, yt = digits
     Xp, yp, Xr, yr = X[:NPUB], y[:NPUB], X[NPUB:], y[NPUB:]
-    loaders = make_client_dataloaders(Xr, yr, partition_dirichlet(yr, n, alpha=alpha, seed=0), batch_size=32, seed=0)
+    loaders = make_client_dataloaders(Xr, yr, partition_dirichlet(yr, n, alpha=alpha, seed=seed), batch_size=32, seed=seed)
     return loaders, (Xp, yp), (Xt, yt)
 
 
-def _models():  # three different architectures
-    return [make_digits_model("mlp", seed=0, hidden=16), make_digits_model("mlp", seed=1, hidden=32),
-            make_digits_model("cnn", seed=2, channels=4)]
+def _models(seed=0):  # three different architectures
+    return [make_digits_model("mlp", seed=seed, hidden=16), make_digits_model("mlp", seed=seed + 1, hidden=32),
+            make_digits_model("cnn", seed=seed + 2, channels=4)]
 
 
 def _fedmd(digits, digest=True):
-    loaders, (Xp, yp), val = _split(digits, alpha=0.1)
+    loaders, (Xp, yp), val = _split(digits, alpha=0.1, seed=1)
     pub = DataLoader(TensorDataset(Xp, yp), batch_size=32, shuffle=True)  # shuffling is harmless: order is fixed
-    clients = [FedMDClient(m, pub, output_dim=10, batch_size=32, user_id=i) for i, m in enumerate(_models())]
+    clients = [FedMDClient(m, pub, output_dim=10, batch_size=32, user_id=i) for i, m in enumerate(_models(seed=1))]
     if not digest:  # ablation: the clients ignore the consensus
         for c in clients:
             c.approach_consensus = lambda opt, epoch=1, seed=0: 0.0
@@ -46,8 +46,8 @@ def test_fedmd_heterogeneous_clients_improve_through_consensus(digits):
     before = sum(api.transfer_scores["clients_score"]) / 3
     after = hist[-1]["mean_client_accuracy"]
     print("transfer", before, "fedmd", after, "without consensus", hist_ablated[-1]["mean_client_accuracy"])
-    assert after >= before + 0.1
-    assert after >= hist_ablated[-1]["mean_client_accuracy"] + 0.02
+    assert after >= before + 0.15
+    assert after >= hist_ablated[-1]["mean_client_accuracy"] + 0.1
     # no parameters are exchanged: each client uploads exactly one (n_public, 10) logit matrix per round
     assert all(h["bytes_uploaded"] == 3 * NPUB * 10 * 4 for h in hist)
     uploads = [c.upload() for c in api.clients]
