@@ -44,7 +44,8 @@ class Evasion_attack_sklearn(BaseAttacker):
         X_minus_1: samples of the class to mimic (the class with negative decision values).
         dmax: the largest allowed distance between the attack point and its start (``None``: no bound).
         max_iter: gradient steps.
-        gamma: RBF width of an SVC's kernel (``None``: the fitted model's own value).
+        gamma: the RBF width used for an SVC's gradient (``None``: the fitted model's own value,
+            which is what the attack should use; set it only to model a mismatched surrogate).
         lam: weight of the mimicry (density) term; 0 gives the plain gradient attack.
         t: step length (the gradient is normalised, so ``t`` is a distance in input units).
         h: bandwidth of the density estimate (``None``: the median distance among ``X_minus_1``).

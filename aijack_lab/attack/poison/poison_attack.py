@@ -33,6 +33,10 @@ class Poison_attack_sklearn(BaseAttacker):
     attack point and the validation accuracy of the poisoned SVM after each step (``log[0]``:
     with the initial point). ``self.loss_log`` has the validation hinge losses, ``self.path`` the
     iterates and ``self.best_xc`` the iterate with the highest validation loss.
+
+    The gradient exists only while the attack point is a support vector (α_c > 0); a flipped-label
+    point inside the other class's region is one (α_c = C). If it stops being one, the gradient
+    is zero and the attack ends early.
     """
 
     attack_params = ("t", "bounds", "tol")
@@ -43,8 +47,7 @@ class Poison_attack_sklearn(BaseAttacker):
         super().__init__(clf)
         if not isinstance(clf, SVC):
             raise TypeError(f"clf must be a sklearn.svm.SVC, got {type(clf).__name__}")
-        svc_kernel_params_check = clf.kernel
-        if callable(svc_kernel_params_check) or svc_kernel_params_check not in ("linear", "rbf", "poly", "sigmoid"):
+        if callable(clf.kernel) or clf.kernel not in ("linear", "rbf", "poly", "sigmoid"):
             raise ValueError(f"clf.kernel must be 'linear', 'rbf', 'poly' or 'sigmoid', got {clf.kernel!r}")
         self.clf = clf
         self.X_train = as_2d_float("X_train", X_train)
