@@ -389,3 +389,16 @@ def test_paillier_tensor_bad_input(keys, other_keys):
         px / 0
     with pytest.raises(TypeError):
         torch.matmul(px, torch.ones(3))
+
+
+def test_public_key_from_modulus_is_validated_and_interoperates(keys):
+    pk, sk = keys
+    same = PaillierPublicKey(pk.n)  # a fresh randomness base, same key
+    assert same == pk and hash(same) == hash(pk)
+    assert sk.decrypt2int(same.encrypt(-77)) == -77
+    assert sk.decrypt2int(same.encrypt(5) + pk.encrypt(6)) == 11
+    for bad in (pk.n + 1, 2**511 + 1 - 2**600, 3**100, -pk.n):
+        with pytest.raises(ValueError, match="modulus"):
+            PaillierPublicKey(bad)
+    with pytest.raises(ValueError, match="hs"):
+        PaillierPublicKey(pk.n, sk.p)

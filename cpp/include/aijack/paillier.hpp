@@ -27,6 +27,17 @@
 //
 // Thread safety: PublicKey/SecretKey are immutable after construction (the lazily built table
 // is guarded by std::call_once) and may be shared by any number of threads.
+//
+// Example (e.g. encrypted gradient histograms):
+//   using namespace aijack::paillier;
+//   KeyPair kp = generate_keypair(2048);
+//   std::vector<double> g = ...;                                  // per-sample gradients
+//   CiphertextVector eg = encrypt_reals(kp.public_key, g.data(), g.size());  // threaded, scale 2^-32
+//   // a passive party sums the ciphertexts of the samples in one bin, without the secret key:
+//   mpz_class acc = 1;                                            // Enc(0)
+//   for (std::size_t i : bin) acc = eg.pk->add(acc, eg.values[i]);
+//   Ciphertext bin_sum{eg.pk, acc, eg.scale_bits};
+//   double s = decode_real(kp.secret_key->decrypt(bin_sum.value), bin_sum.scale_bits);
 #pragma once
 
 #include <gmpxx.h>
