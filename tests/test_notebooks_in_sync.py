@@ -32,3 +32,12 @@ def test_notebook_matches_source(src):
 def test_every_notebook_has_a_source():
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert notebooks == {s.stem for s in SOURCES}
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=[s.stem for s in SOURCES])
+def test_notebook_teaches_what_you_will_learn_and_ends_with_exercises(src):
+    nb = build(str(src))
+    first, last = nb.cells[0], nb.cells[-1]
+    assert first.cell_type == "markdown" and "what you will learn" in first.source.lower()
+    assert last.cell_type == "markdown" and "exercises" in last.source.lower()
+    assert sum(c.cell_type == "code" and "assert" in c.source for c in nb.cells) >= 1
