@@ -350,6 +350,8 @@ def test_paillier_tensor_matches_torch(keys):
         "index": (px[1:, ::2], x[1:, ::2]),
         "reshape": (px.reshape(2, 6) + x.reshape(2, 6), 2 * x.reshape(2, 6)),
         "flatten": (torch.flatten(px), x.flatten()),
+        "ndarray+px": (y.numpy() + px, x + y),
+        "ndarray*px": (z.numpy() * px, x * z),
     }
     for name, (enc, ref) in checks.items():
         got = enc.decrypt(sk, dtype=torch.float64)

@@ -50,6 +50,7 @@ class PaillierTensor:
     """
 
     __slots__ = ("_data", "_shape")
+    __array_ufunc__ = None  # numpy defers to our reflected operators (ndarray + PaillierTensor)
 
     def __init__(self, data, shape: Optional[Sequence[int]] = None):
         if isinstance(data, PaillierCipherArray):
