@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 _MIXING = (nn.modules.batchnorm._BatchNorm,)
+_IN_VMAP = [0]  # > 0 while a vmap fallback runs a module: every engine's hooks stand aside
 
 
 class _Capture:
@@ -75,6 +76,7 @@ def _vmap_per_sample(module, inputs, g, params):
         return (out * g_i.unsqueeze(0)).sum()
 
     xs = [x.detach() for x in inputs if isinstance(x, torch.Tensor)]
+    _IN_VMAP[0] += 1
     try:
         return vmap(grad(inner), in_dims=(None, 0) + (0,) * len(xs))(own, g, *xs)
     except Exception as exc:
@@ -83,6 +85,8 @@ def _vmap_per_sample(module, inputs, g, params):
             f"(Linear, Conv1d, Conv2d) and torch.func.vmap cannot handle it either ({type(exc).__name__}: {exc}); "
             f"replace it or freeze its parameters"
         ) from exc
+    finally:
+        _IN_VMAP[0] -= 1
 
 
 class DPEngine:
@@ -123,23 +127,63 @@ class DPEngine:
             if eng is not None:
                 eng._on_forward(module, inputs, output)
 
+        def pre_hook(module, inputs):
+            eng = ref()
+            if eng is not None:
+                return eng._on_forward_pre(module, inputs)
+
+        self._frozen: List[torch.Tensor] = []
         self._handle = torch.nn.modules.module.register_module_forward_hook(hook)
+        self._pre_handle = torch.nn.modules.module.register_module_forward_pre_hook(pre_hook)
         weakref.finalize(self, self._handle.remove)
+        weakref.finalize(self, self._pre_handle.remove)
 
     def close(self) -> None:
         """Stop watching forward passes."""
         self._handle.remove()
+        self._pre_handle.remove()
+        self._thaw()
 
-    # -- capture ----------------------------------------------------------------------------
-    def _on_forward(self, module, inputs, output):
-        if not self.active or not torch.is_grad_enabled():
-            return
+    def _thaw(self) -> None:
+        for p in self._frozen:
+            p.requires_grad_(True)
+        self._frozen = []
+
+    def _own_params(self, module):
         own = self._own.get(module)
         if own is None:
             own = [p for p in module.parameters(recurse=False) if id(p) in self.param_ids]
             self._own[module] = own
+        return own
+
+    def _on_forward_pre(self, module, inputs):
+        # The per-sample gradients come from the layer's input and output gradient, so autograd need
+        # not compute the (summed) weight gradients: the layer's own parameters are frozen during its
+        # forward and its first input is made to require grad so that the output gradient still flows.
+        if not self.active or _IN_VMAP[0] or not torch.is_grad_enabled():
+            return None
+        own = self._own_params(module)
+        if not own or not inputs or not isinstance(inputs[0], torch.Tensor) or not inputs[0].is_floating_point():
+            return None
+        if isinstance(module, _MIXING) and module.training:
+            return None  # the post-hook raises
+        for p in own:
+            if p.requires_grad:
+                p.requires_grad_(False)
+                self._frozen.append(p)
+        if not any(isinstance(x, torch.Tensor) and x.requires_grad for x in inputs):
+            return (inputs[0].detach().requires_grad_(True),) + tuple(inputs[1:])
+        return None
+
+    # -- capture ----------------------------------------------------------------------------
+    def _on_forward(self, module, inputs, output):
+        if not self.active or _IN_VMAP[0] or not torch.is_grad_enabled():
+            return
+        own = self._own_params(module)
         if not own:
             return
+        if self._frozen:
+            self._thaw()
         if isinstance(module, _MIXING) and module.training:
             raise ValueError(
                 f"{type(module).__name__} in training mode mixes the samples of a batch, so per-sample gradients "
@@ -196,6 +240,7 @@ class DPEngine:
 
         Returns the number of samples; clears ``.grad`` of the parameters.
         """
+        self._thaw()
         caps = self._ready_captures()
         self.captures = []
         self.active = False

@@ -145,6 +145,7 @@ class DPSGDManager(BaseManager):
 
             def zero_grad(self, set_to_none: bool = True):
                 super().zero_grad(set_to_none=set_to_none)
+                self.dp_engine._thaw()
                 self.dp_engine.captures = []
                 self.dp_engine.active = True
                 if manager.smoothing and self._perturbation is None:
