@@ -32,11 +32,14 @@ def __getattr__(name):
 
         return gallery
     load_all_panels()
-    from .registry import _REGISTRY
+    import sys
 
-    for entry in _REGISTRY.values():
-        if entry.panel_cls.__name__ == name:
-            return entry.panel_cls
+    # any Panel defined in a panel module (registered or not, e.g. FLComparePanel)
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith(__name__ + ".") and module is not None:
+            obj = module.__dict__.get(name)
+            if isinstance(obj, type) and issubclass(obj, Panel):
+                return obj
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
