@@ -73,6 +73,7 @@ def test_ipyparallel_gives_the_inprocess_result_and_joins_an_existing_cluster(di
             again.run()
             assert "joined cluster" in joined.status
         assert engine._rc is not None and len(engine._rc.ids) == 2
+        _check_panel_on(engine)
     for pid in [pids["controller"], *pids["engines"].values()]:
         assert _gone(pid), "the cluster this engine started must be shut down"
 
@@ -127,19 +128,21 @@ def test_fedavg_panel_defaults_to_in_process():
         panel.set(engine="cloud")
 
 
-@pytest.mark.slow
-def test_fedavg_panel_on_ipyparallel_matches_in_process_and_its_code_view():
+def _check_panel_on(engine):
+    """The FedAVG panel's ipyparallel choice (given this running engine) matches in-process and
+    its Code view (which starts and stops its own cluster) reproduces the numbers."""
     from aijack_lab.widgets import FedAVGPanel
-    from aijack_lab.widgets.fl_fedavg import close_panel_engines
+    from aijack_lab.widgets import fl_fedavg
     from aijack_lab.widgets.testing import assert_code_reproduces
 
     settings = dict(num_clients=2, num_communication=2, model="mlp")
     local = FedAVGPanel(**settings).run()
+    fl_fedavg._ENGINES["ipyparallel-2"] = engine
     try:
         panel = FedAVGPanel(engine="ipyparallel-2", **settings)
         result = panel.run()
         assert "2 engines up" in result["engine_status"]
         assert result["accuracy_per_round"] == pytest.approx(local["accuracy_per_round"], abs=1e-6)
-        assert_code_reproduces(panel)  # the code view starts (and stops) its own cluster
+        assert_code_reproduces(panel)
     finally:
-        close_panel_engines()
+        fl_fedavg._ENGINES.pop("ipyparallel-2", None)
