@@ -261,6 +261,18 @@ def test_bad_input(digits):
     crit = nn.CrossEntropyLoss()
     torch.testing.assert_close(per_sample_gradients(raw, crit, x[:6], y[:6])["w"],
                                micro_batch_gradients(raw, crit, x[:6], y[:6])["w"], rtol=1e-4, atol=1e-6)
+    # a layer vmap cannot handle (data-dependent control flow) is named in the error
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(64, 10) * 0.01)
+
+        def forward(self, v):
+            h = v.flatten(1) @ self.w
+            return h if h.sum() > 0 else -h
+
+    with pytest.raises(ValueError, match="Branchy.*vmap"):
+        per_sample_gradients(Branchy(), crit, x[:4], y[:4])
     # a parameter used outside any module forward cannot be traced per sample
     free = nn.Parameter(torch.ones(3))
     model = make_digits_model("mlp")

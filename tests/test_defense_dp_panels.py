@@ -36,3 +36,13 @@ def test_dpsgd_panel_trains_at_target_epsilon(method):
     assert r["non_private_accuracy"] >= r["accuracy"] - 0.05
     assert 0.3 < r["mi_auc_private"] < 0.7
     assert_code_reproduces(panel, rtol=1e-6, atol=1e-6)
+
+
+def test_stop_ends_a_training_run():
+    from aijack_lab.utils.progress import StopRequested
+
+    panel = DPSGDPanel(curve=False, epochs=30)
+    panel.stop()
+    panel._stop.set()  # as the Stop button does while a run is going
+    with pytest.raises(StopRequested):
+        panel.compute(panel.values, panel._progress)

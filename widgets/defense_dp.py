@@ -108,7 +108,7 @@ print(f"epsilon {{epsilon:.4f}} (closed formula {{epsilon_closedformula:.4f}}), 
 
 
 def train_private(method, target_epsilon, model_kind="mlp", epochs=8, lot_size=64, l2_norm_clip=1.0, lr=0.5,
-                  smoothing_radius=3.0, seed=0, public_size=100):
+                  smoothing_radius=3.0, seed=0, public_size=100, progress=None):
     """Train a digits model privately at ``target_epsilon`` (δ=1e-5); return (model, sigma, epsilon).
 
     The same function is spelled out in the panels' Code view.
@@ -136,6 +136,8 @@ def train_private(method, target_epsilon, model_kind="mlp", epochs=8, lot_size=6
                 loss = criterion(model(X_batch), y_batch)
                 loss.backward()
                 optimizer.step()
+        if progress is not None:
+            progress(epoch + 1, epochs)  # the panel's Stop raises here
     optimizer.dp_engine.close()
     model.eval()
     return model, sigma, accountant.get_epsilon(DELTA)
@@ -193,7 +195,8 @@ class DPSGDPanel(Panel):
         kw = self._kw(values)
         grid = [e for e in CURVE_EPS if e != values["target_epsilon"]] if values["curve"] else []
         total = len(grid) + 2
-        model, sigma, eps = train_private(values["method"], values["target_epsilon"], **kw)
+        model, sigma, eps = train_private(values["method"], values["target_epsilon"], **kw,
+                                          progress=lambda e, n: progress(e / (n + 1), total))
         acc = evaluate_accuracy(model, test)
         progress(1, total)
         baseline = digits_model(values["model"], 10, values["seed"])  # non-private: Adam, 10 epochs (cached)
@@ -202,7 +205,7 @@ class DPSGDPanel(Panel):
         progress(2, total)
         curve = {values["target_epsilon"]: acc}
         for i, e in enumerate(grid):
-            m, _, _ = train_private(values["method"], e, **kw)
+            m, _, _ = train_private(values["method"], e, **kw, progress=lambda k, n: progress(2 + i + k / (n + 1), total))
             curve[e] = evaluate_accuracy(m, test)
             progress(3 + i, total)
         eps_sorted = sorted(curve)
