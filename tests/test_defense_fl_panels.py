@@ -15,7 +15,7 @@ def make(name, **values):
 def test_soteria_panel_defaults(digits):
     panel = make("Soteria", num_iteration=15)
     r = panel.run()
-    assert r["plain_mse"] < 1e-3 and r["soteria_mse"] > 100 * r["plain_mse"]
+    assert r["plain_mse"] < 1e-3 and r["soteria_mse"] > 0.05  # in the pixel range [0, 1]
     assert r["pruned_fraction"] == int(0.3 * 192) / 192
     assert 0 < r["gradient_change"] < 1
     assert panel.image.value  # the figure was drawn

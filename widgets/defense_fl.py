@@ -61,7 +61,8 @@ def dlg(upload):
     _panel_step() if "_panel_step" in globals() else None
     return x_rec
 
-x_plain, x_soteria = dlg(plain_upload), dlg(soteria_upload)
+# reconstructions in the pixel range [0, 1] (an unconstrained DLG run can diverge far outside it)
+x_plain, x_soteria = dlg(plain_upload).clamp(0, 1), dlg(soteria_upload).clamp(0, 1)
 plain_mse = reconstruction_mse(x_plain, x)
 soteria_mse = reconstruction_mse(x_soteria, x)
 pruned_fraction = soteria_client.pruned_fractions[-1]
@@ -96,7 +97,7 @@ class SoteriaPanel(Panel):
         result = {k: ns[k] for k in self.reproducible}
         result["error_ratio"] = ns["soteria_mse"] / max(ns["plain_mse"], 1e-12)
         data = {"images": [ns["x"][0, 0].numpy(), ns["x_plain"][0, 0].detach().numpy(),
-                           ns["x_soteria"][0, 0].detach().clamp(0, 1).numpy()]}
+                           ns["x_soteria"][0, 0].detach().numpy()]}
         return result, data
 
     def draw(self, fig, result, data):

@@ -73,7 +73,7 @@ class SparseGradient:
 
 
 def topk_sparsify(tensor: torch.Tensor, k: float) -> SparseGradient:
-    """Keep the ``ceil``-free ``int(k · numel)`` (at least one) largest-magnitude entries of ``tensor``."""
+    """Keep the ``int(k · numel)`` (at least one) largest-magnitude entries of ``tensor``."""
     flat = tensor.detach().reshape(-1)
     count = max(1, int(k * flat.numel()))
     idx = torch.topk(flat.abs(), count, sorted=False).indices
