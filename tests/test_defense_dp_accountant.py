@@ -223,3 +223,27 @@ def test_integer_orders_match_50_digit_arithmetic(backend, sigma, q, alpha):
     acc = GeneralMomentAccountant(backend=backend, orders=[alpha])
     acc.add_step_info({"sigma": sigma}, q, 1)
     assert acc.get_rdp()[0] == pytest.approx(exact, rel=1e-10)
+
+
+# Opacus 1.6.0 GaussianAccountant (GDP, CLT) on the same history: (sigma, q, steps, delta, eps)
+OPACUS_1_6_0_GDP = [
+    (1.5, 0.04, 2250, 1e-05, 6.6015670901582295),
+    (1.0, 0.01, 10000, 1e-05, 6.007077307595717),
+    (4.0, 0.2, 100, 0.001, 1.37797411474479),
+    (0.8, 0.001, 2250, 1e-06, 0.363473591254809),
+]
+
+
+@pytest.mark.parametrize("row", OPACUS_1_6_0_GDP)
+def test_gdp_accountant_matches_opacus(row):
+    from aijack_lab.defense.dp import GDPAccountant
+
+    sigma, q, steps, delta, expected = row
+    acc = GDPAccountant()
+    acc.add_step_info({"sigma": sigma}, q, steps)
+    assert acc.get_epsilon(delta) == pytest.approx(expected, rel=1e-3)
+    # GDP (an approximation) is below the RDP bound at the reference point
+    if row[:3] == (1.5, 0.04, 2250):
+        assert acc.get_epsilon(delta) < eps()
+    with pytest.raises(ValueError, match="sigma"):
+        acc.add_step_info({"sigma": 0.0}, q, 1)
