@@ -196,8 +196,8 @@ def test_batch_ops_match_python_reference_and_thread_count_does_not_matter(keys)
     assert get_num_threads() == before
 
 
-def test_batch_calls_release_the_gil(keys):
-    pk, sk = keys
+def test_batch_calls_release_the_gil():
+    pk, sk = keypair(1024, seed=13)
     arr = pk.encrypt_array(np.arange(1500, dtype=np.float64))
     stamps, duration = [], []
 
@@ -216,7 +216,7 @@ def test_batch_calls_release_the_gil(keys):
     finally:
         set_num_threads(0)
     gaps = np.diff(stamps) if len(stamps) > 1 else np.array([duration[0]])
-    assert duration[0] > 0.05
+    assert duration[0] > 0.02
     assert gaps.max() < 0.5 * duration[0]  # the main thread kept running during the C++ call
 
 
