@@ -88,6 +88,46 @@ def _copy_back(local, remote) -> None:
             setattr(local, name, value)
 
 
+def _own_processes(where) -> list:
+    """psutil handles of this host's engines and of their ipyparallel child processes (the nanny)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return []
+    procs = []
+    here = socket.gethostname()
+    for host, pid in where:
+        if host != here:
+            continue
+        try:
+            proc = psutil.Process(pid)
+            procs.append(proc)
+            procs.extend(c for c in proc.children(recursive=True) if "ipyparallel" in " ".join(c.cmdline()))
+        except Exception:
+            pass
+    return procs
+
+
+def _reap(procs, wait: float = 5.0) -> None:
+    """Terminate (then kill) the given psutil processes that are still running."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return
+    alive = [p for p in procs if p.is_running()]
+    for p in alive:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=wait)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
 def _process_gone(pid: int) -> bool:
     try:
         import psutil
@@ -159,6 +199,7 @@ class IPyParallelEngine(BaseEngine):
         self._where: Dict[int, tuple] = {}  # engine id -> (host, pid)
         self._sent: set = set()
         self._token = uuid.uuid4().hex
+        self._own_processes = []
         self.state = "not started"
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -191,10 +232,14 @@ class IPyParallelEngine(BaseEngine):
 
     @property
     def pids(self) -> Dict[str, Any]:
-        """Process ids: ``{"controller": pid or None, "engines": {engine id: pid}}`` (this host's)."""
+        """Process ids: ``{"controller": pid or None, "engines": {engine id: pid}, "all": [...]}``
+        (``all``: every process of a cluster this engine started, nannies included)."""
         controller = getattr(getattr(self._cluster, "controller", None), "pid", None)
-        return {"controller": controller if controller and controller > 0 else None,
-                "engines": {eid: pid for eid, (host, pid) in self._where.items()}}
+        controller = controller if controller and controller > 0 else None
+        own = [p.pid for p in self._own_processes]
+        return {"controller": controller,
+                "engines": {eid: pid for eid, (host, pid) in self._where.items()},
+                "all": sorted(set(own + ([controller] if controller else [])))}
 
     def start(self) -> "IPyParallelEngine":
         """Start (or join) the cluster and wait for its engines; a no-op when already started."""
@@ -230,6 +275,8 @@ class IPyParallelEngine(BaseEngine):
                 raise RuntimeError("the cluster has no engines")
             where = rc[self._ids].apply_sync(_engine_setup, self.threads_per_engine)
             self._where = dict(zip(self._ids, where))
+            if not self.joined:  # remember our engines and their nanny children, to reap them on close
+                self._own_processes = _own_processes(where)
             self.state = "running"
         except BaseException as exc:
             self.state = f"failed to start: {type(exc).__name__}: {exc}"
@@ -253,6 +300,9 @@ class IPyParallelEngine(BaseEngine):
                 cluster.stop_cluster_sync()
             except Exception:
                 pass
+            # an engine killed from outside leaves its nanny child behind: end what we started
+            _reap(self._own_processes)
+            self._own_processes = []
         if not self.state.startswith("failed"):
             self.state = "stopped"
 
@@ -277,7 +327,12 @@ class IPyParallelEngine(BaseEngine):
             gen = getattr(loader, "generator", None)
             gen_state = gen.get_state() if gen is not None else None
             self.bytes_sent += len(blob) + (len(loader_blob) if loader_blob else 0)
-            ar = rc[eid].apply_async(_remote_local_train, blob, key, loader_blob, api.local_epoch, com_cnt, gen_state)
+            try:
+                ar = rc[eid].apply_async(_remote_local_train, blob, key, loader_blob, api.local_epoch, com_cnt, gen_state)
+            except Exception as exc:  # the engine unregistered: it died before this round reached it
+                pid = self._where.get(eid, (None, "?"))[1]
+                self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)} in round "
+                           f"{com_cnt} (it was gone when the round started: {_describe(exc)})", api, i, eid)
             tasks.append((i, eid, ar))
         results = self._wait(tasks, api, com_cnt)
         losses = []
@@ -303,6 +358,10 @@ class IPyParallelEngine(BaseEngine):
                 try:
                     results[pos] = ar.get()
                 except Exception as exc:
+                    if _is_engine_death(exc):
+                        pid = self._where.get(eid, (None, "?"))[1]
+                        self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)} "
+                                   f"in round {com_cnt}", api, i, eid)
                     self._fail(f"client {self._name(api, i)} failed on engine {eid} in round {com_cnt}: "
                                f"{_describe(exc)}", api, i, eid)
             if len(results) == len(tasks):
@@ -337,6 +396,14 @@ class IPyParallelEngine(BaseEngine):
         if started_here:
             message += "; the cluster this engine started was shut down"
         raise EngineFailedError(message, client=getattr(api.clients[i], "user_id", i), engine_id=eid)
+
+
+def _is_engine_death(exc: BaseException) -> bool:
+    try:
+        from ipyparallel.error import EngineError
+    except ImportError:  # pragma: no cover
+        EngineError = ()
+    return isinstance(exc, EngineError) or getattr(exc, "ename", None) == "EngineError"
 
 
 def _describe(exc: BaseException) -> str:
