@@ -99,3 +99,30 @@ class accountant:
                     search: str, orders: List[float], order_min: float, order_max: float, precision: float,
                     max_iterations: int) -> "tuple[float, float]":
         """(epsilon, order): best of `orders` (search="greedy") or ternary search on [order_min, order_max]."""
+
+# -- trees (cpp/src/trees.cpp, C++ API cpp/include/aijack/trees.hpp): boosted trees, SecureBoost ---
+class trees:
+    FIXED_BITS: int  # fractional bits of the fixed-point gradients/hessians (sums are exact)
+    class Party:
+        """One party's columns binned by quantiles, plus its lookup table of split thresholds."""
+        party_id: int
+        feature_ids: List[int]
+        n_rows: int
+        cuts: List[List[float]]
+        lookup_table: list  # (local feature, threshold, missing_left)
+        cost_eps: List[float]  # robust split budgets per local feature ([] = plain splits)
+        def __init__(self, x: "numpy.ndarray", feature_ids: List[int], party_id: int, min_leaf: int,
+                     subsample_cols: float, num_percentile_bin: int, use_missing_value: bool, seed: int) -> None: ...
+    class Booster:
+        loss: List[float]
+        parties: List["trees.Party"]
+        timings: dict  # encryption/aggregation/decryption/building seconds and counts
+        trees: List[List[dict]]
+        def __init__(self, num_classes: int, boosting_rounds: int, lam: float, gamma: float,
+                     min_child_weight: float, learning_rate: float, depth: int, active_party_id: int,
+                     completely_secure_round: int, init_value: float, n_job: int, save_loss: bool) -> None: ...
+        def fit(self, parties: List["trees.Party"], y: List[int], public_key=None, secret_key=None,
+                progress=None) -> None:
+            """With public_key/secret_key: SecureBoost (passive parties' histograms from encrypted sums)."""
+        def predict_raw(self, x: "numpy.ndarray") -> "numpy.ndarray": ...
+        def predict_proba(self, x: "numpy.ndarray") -> "numpy.ndarray": ...

@@ -6,6 +6,10 @@ from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
     "SplitNNClient": ".splitnn",
+    "XGBoostClient": ".tree",
+    "XGBoostClassifierAPI": ".tree",
+    "SecureBoostClient": ".tree",
+    "SecureBoostClassifierAPI": ".tree",
     "SplitNNAPI": ".splitnn",
     "BaseClient": ".core",
     "BaseServer": ".core",
