@@ -10,5 +10,7 @@ built in the C++ core (``aijack_lab._core.trees``, multi-threaded split finding)
 """
 from .xgboost import XGBoostClassifierAPI, XGBoostClient
 from .secureboost import SecureBoostClassifierAPI, SecureBoostClient
+from .robust import accuracy_under_attack
 
-__all__ = ["XGBoostClient", "XGBoostClassifierAPI", "SecureBoostClient", "SecureBoostClassifierAPI"]
+__all__ = ["XGBoostClient", "XGBoostClassifierAPI", "SecureBoostClient", "SecureBoostClassifierAPI",
+           "accuracy_under_attack"]
