@@ -55,26 +55,42 @@ class FedAVGClient(BaseClient):
 
     # -- training -----------------------------------------------------------------------------
     def local_train(self, local_epoch: int, criterion, trainloader, optimizer, communication_id: int = 0) -> List[float]:
-        """Run ``local_epoch`` epochs over ``trainloader``; return the mean loss of each epoch."""
+        """Run ``local_epoch`` epochs over ``trainloader``; return the mean reported loss of each epoch.
+
+        Protocols change the local objective, not this loop: they override ``local_objective``
+        (and ``begin_local_training``/``end_local_training`` for per-round set-up).
+        """
         self.train()
+        self.begin_local_training()
         epoch_losses = []
-        seen = 0
+        count = 0
         for _ in range(local_epoch):
             total, count = 0.0, 0
             for data, target in trainloader:
                 data, target = data.to(self.device), target.to(self.device)
                 optimizer.zero_grad()
-                loss = criterion(self(data), target)
-                loss.backward()
+                objective, reported = self.local_objective(data, target, criterion)
+                objective.backward()
                 optimizer.step()
-                total += loss.item() * len(target)
+                total += reported * len(target)
                 count += len(target)
             if count == 0:
                 raise ValueError(f"client {self.user_id} has an empty dataloader")
             epoch_losses.append(total / count)
-            seen = count
-        self.num_samples = seen
+        self.num_samples = count
+        self.end_local_training()
         return epoch_losses
+
+    def local_objective(self, data: torch.Tensor, target: torch.Tensor, criterion):
+        """``(loss to minimise, loss value to report)`` on one batch; FedAVG minimises the task loss."""
+        loss = criterion(self(data), target)
+        return loss, loss.item()
+
+    def begin_local_training(self) -> None:
+        """Called before a round's local epochs (e.g. to snapshot the received global model)."""
+
+    def end_local_training(self) -> None:
+        """Called after a round's local epochs."""
 
     # -- communication ------------------------------------------------------------------------
     def upload(self) -> List[torch.Tensor]:

@@ -1,5 +1,5 @@
 """FedProx client: local training with the proximal term μ/2·‖w − w_global‖²."""
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 
@@ -46,25 +46,12 @@ class FedProxClient(FedAVGClient):
             total = total + ((p - g.to(p.device)) ** 2).sum()
         return self.mu / 2.0 * total
 
-    def local_train(self, local_epoch: int, criterion, trainloader, optimizer, communication_id: int = 0) -> List[float]:
-        """``local_epoch`` epochs on ``criterion + proximal term``; returns each epoch's mean task loss."""
-        self.train()
-        epoch_losses = []
+    def begin_local_training(self) -> None:
         self.last_proximal_term = 0.0
-        for _ in range(local_epoch):
-            total, count = 0.0, 0
-            for data, target in trainloader:
-                data, target = data.to(self.device), target.to(self.device)
-                optimizer.zero_grad()
-                task_loss = criterion(self(data), target)
-                prox = self.proximal_term()
-                (task_loss + prox).backward()
-                optimizer.step()
-                total += task_loss.item() * len(target)
-                count += len(target)
-                self.last_proximal_term = prox.item()
-            if count == 0:
-                raise ValueError(f"client {self.user_id} has an empty dataloader")
-            epoch_losses.append(total / count)
-        self.num_samples = count
-        return epoch_losses
+
+    def local_objective(self, data, target, criterion):
+        """Task loss plus the proximal term; the task loss is what is reported."""
+        task_loss = criterion(self(data), target)
+        prox = self.proximal_term()
+        self.last_proximal_term = prox.item()
+        return task_loss + prox, task_loss.item()

@@ -1,6 +1,6 @@
 """MOON client: model-contrastive learning between local, global and previous local representations."""
 import copy
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -80,51 +80,42 @@ class MOONClient(FedAVGClient):
         # -log(e^pos / (e^pos + e^neg)), computed stably
         return (torch.logsumexp(torch.stack([pos, neg], dim=1), dim=1) - pos).mean()
 
-    def local_train(self, local_epoch: int, criterion, trainloader, optimizer, communication_id: int = 0) -> List[float]:
-        """``local_epoch`` epochs on ``criterion + mu * l_con``; returns each epoch's mean total loss."""
-        global_model = copy.deepcopy(self.model).eval()
+    def begin_local_training(self) -> None:
+        self._global_model = copy.deepcopy(self.model).eval()
         # before its first round a client's "previous" model is the initial global model (as in
         # the MOON reference code): then z_glob == z_prev and l_con = log 2 with zero gradient
-        prev_model = self.prev_model.eval() if self.prev_model is not None else global_model
-        for m in (global_model, prev_model):
-            if m is not None:
-                for p in m.parameters():
-                    p.requires_grad_(False)
-        self.train()
-        epoch_losses = []
-        for _ in range(local_epoch):
-            total, con_total, count = 0.0, 0.0, 0
-            for data, target in trainloader:
-                data, target = data.to(self.device), target.to(self.device)
-                optimizer.zero_grad()
-                captured = {}
-                if self.rep_layer is None:
-                    out = self(data)
-                    z = out.flatten(1)
-                else:
-                    layer = dict(self.model.named_modules())[self.rep_layer]
-                    handle = layer.register_forward_hook(lambda _m, _i, o: captured.__setitem__("z", o))
-                    try:
-                        out = self(data)
-                    finally:
-                        handle.remove()
-                    z = captured["z"].flatten(1)
-                loss = criterion(out, target)
-                if self.mu > 0:
-                    with torch.no_grad():
-                        z_glob = self.representation(global_model, data)
-                        z_prev = self.representation(prev_model, data)
-                    con = self.contrastive_loss(z, z_glob, z_prev)
-                    loss = loss + self.mu * con
-                    con_total += con.item() * len(target)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(target)
-                count += len(target)
-            if count == 0:
-                raise ValueError(f"client {self.user_id} has an empty dataloader")
-            epoch_losses.append(total / count)
-            self.last_contrastive_loss = con_total / count if self.mu > 0 else 0.0
-        self.num_samples = count
+        self._prev_model = self.prev_model.eval() if self.prev_model is not None else self._global_model
+        for m in (self._global_model, self._prev_model):
+            for p in m.parameters():
+                p.requires_grad_(False)
+        self._con_total, self._con_count = 0.0, 0
+
+    def local_objective(self, data, target, criterion):
+        """Task loss plus ``mu`` times the model-contrastive loss; the total is reported."""
+        captured = {}
+        if self.rep_layer is None:
+            out = self(data)
+            z = out.flatten(1)
+        else:
+            layer = dict(self.model.named_modules())[self.rep_layer]
+            handle = layer.register_forward_hook(lambda _m, _i, o: captured.__setitem__("z", o))
+            try:
+                out = self(data)
+            finally:
+                handle.remove()
+            z = captured["z"].flatten(1)
+        loss = criterion(out, target)
+        if self.mu > 0:
+            with torch.no_grad():
+                z_glob = self.representation(self._global_model, data)
+                z_prev = self.representation(self._prev_model, data)
+            con = self.contrastive_loss(z, z_glob, z_prev)
+            loss = loss + self.mu * con
+            self._con_total += con.item() * len(target)
+            self._con_count += len(target)
+        return loss, loss.item()
+
+    def end_local_training(self) -> None:
+        self.last_contrastive_loss = self._con_total / self._con_count if self.mu > 0 and self._con_count else 0.0
         self.prev_model = copy.deepcopy(self.model)
-        return epoch_losses
+        self._global_model = self._prev_model = None
