@@ -197,7 +197,7 @@ class Builder {
     const std::int64_t *Mg = &s.g[(nb - 1) * K_], *Mh = &s.h[(nb - 1) * K_];
     const std::int64_t Mc = s.cnt[nb - 1];
     const double parent = score(G, H);
-    std::vector<std::int64_t> Lg(K_, 0), Lh(K_, 0), a(2 * K_), bb(2 * K_);
+    std::vector<std::int64_t> Lg(K_, 0), Lh(K_, 0);
     std::int64_t Lc = 0;
     // prefix sums over value bins, for the robust ranges
     std::vector<std::int64_t> pg, ph, pc;
@@ -243,27 +243,32 @@ class Builder {
           int c0 = 1 + static_cast<int>(std::lower_bound(cuts.begin(), cuts.end(), thr + eps) - cuts.begin());
           a0 = std::min(a0, sb + 1);
           c0 = std::max(c0, sb + 1);
-          // UL = bins [a0, sb], UR = bins [sb+1, c0)
-          std::vector<std::int64_t> ulg(K_), ulh(K_), urg(K_), urh(K_);
+          // Worst case of the split as it will be used: leaf weights from the clean partition, and
+          // the attacker moves each ambiguous bin [a0, c0) to whichever side costs more loss.
+          const double sc = std::ldexp(1.0, -kFixedBits);
+          double worst = 0, parent_loss = 0;
+          std::vector<double> wl(K_), wr(K_);
           for (int k = 0; k < K_; ++k) {
-            ulg[k] = pg[(sb + 1) * K_ + k] - pg[a0 * K_ + k];
-            ulh[k] = ph[(sb + 1) * K_ + k] - ph[a0 * K_ + k];
-            urg[k] = pg[c0 * K_ + k] - pg[(sb + 1) * K_ + k];
-            urh[k] = ph[c0 * K_ + k] - ph[(sb + 1) * K_ + k];
+            wl[k] = -(lg2[k] * sc) / (lh2[k] * sc + P_.lam);
+            wr[k] = -(rg2[k] * sc) / (rh2[k] * sc + P_.lam);
+            parent_loss += -0.5 * (G[k] * sc) * (G[k] * sc) / (H[k] * sc + P_.lam);
+            worst += 0.5 * P_.lam * (wl[k] * wl[k] + wr[k] * wr[k]);
+            // the rows that stay: bins [0, a0) (+ missing if it goes left) and [c0, nc] (+ missing if right)
+            double gl = (pg[a0 * K_ + k]) * sc + (ml ? Mg[k] * sc : 0), hl = (ph[a0 * K_ + k]) * sc + (ml ? Mh[k] * sc : 0);
+            double gr = (pg[(nc + 1) * K_ + k] - pg[c0 * K_ + k]) * sc + (ml ? 0 : Mg[k] * sc);
+            double hr = (ph[(nc + 1) * K_ + k] - ph[c0 * K_ + k]) * sc + (ml ? 0 : Mh[k] * sc);
+            worst += gl * wl[k] + 0.5 * hl * wl[k] * wl[k] + gr * wr[k] + 0.5 * hr * wr[k] * wr[k];
           }
-          // the three other assignments of the ambiguous rows: all left, all right, swapped
-          const int moves[3][2] = {{0, 1}, {1, 0}, {1, 1}};  // (UL moves right, UR moves left)
-          for (const auto &mv : moves) {
+          for (int b = a0; b < c0; ++b) {
+            double on_left = 0, on_right = 0;
             for (int k = 0; k < K_; ++k) {
-              std::int64_t dg = (mv[1] ? urg[k] : 0) - (mv[0] ? ulg[k] : 0);
-              std::int64_t dh = (mv[1] ? urh[k] : 0) - (mv[0] ? ulh[k] : 0);
-              a[k] = lg2[k] + dg;
-              a[K_ + k] = lh2[k] + dh;
-              bb[k] = G[k] - a[k];
-              bb[K_ + k] = H[k] - a[K_ + k];
+              double g = s.g[b * K_ + k] * sc, h = s.h[b * K_ + k] * sc;
+              on_left += g * wl[k] + 0.5 * h * wl[k] * wl[k];
+              on_right += g * wr[k] + 0.5 * h * wr[k] * wr[k];
             }
-            gain = std::min(gain, gain_of(a.data(), a.data() + K_, bb.data(), bb.data() + K_));
+            worst += std::max(on_left, on_right);
           }
+          gain = std::min(gain, parent_loss - worst - P_.gamma);
         }
         if (gain > best.gain) {
           best.gain = gain;

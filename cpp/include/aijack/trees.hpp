@@ -17,9 +17,11 @@
 //   Paillier plaintext (slots of B bits); passive parties multiply ciphertexts per bin (encrypted
 //   sums, no key), then pack several bins' sums into one plaintext (Horner: c^(2^(B*s)) * c');
 //   the active party decrypts the packed sums in threaded batches and chooses the split.
-// * Robust (cost-aware) splits: a party may set eps[f] >= 0 per local feature, the amount an
-//   attacker can move that feature. Rows within eps of a threshold are ambiguous; the split's
-//   gain is the minimum over sending them all left, all right, as is, or swapped.
+// * Robust (cost-aware) splits (Chen et al. 2019/2021): a party may set eps[f] >= 0 per local
+//   feature, the amount an attacker can move that feature. Bins within eps of a threshold are
+//   ambiguous; a split is scored by its worst case: the leaf weights it would get from the clean
+//   partition, with each ambiguous bin placed on whichever side gives the larger loss (the
+//   second-order loss, so the score never exceeds the clean gain).
 #pragma once
 
 #include <cstdint>
