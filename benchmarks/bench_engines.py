@@ -7,7 +7,7 @@
 2. Overhead: 2 clients x DigitsMLP (2,410 parameters) x 1 local epoch: extra ms per round over
    in-process, and bytes moved per round.
 
-    .venv/bin/python benchmarks/bench_engines.py [--threads 1] [--rounds 3] [--no-mpi]
+    .venv/bin/python benchmarks/bench_engines.py [--threads 1] [--rounds 3] [--local-epochs 5] [--no-mpi]
 
 Engines and ranks use --threads torch threads each. All ratios come from this run, so they
 reflect this machine's free cores (on a shared 2-core box expect less than the target).
@@ -66,6 +66,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
+    parser.add_argument("--local-epochs", type=int, default=5, help="local epochs of the training-heavy setting")
     parser.add_argument("--no-mpi", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,10 +80,10 @@ def main():
         startup = time.perf_counter() - t0
 
         # 1. training-heavy
-        heavy = dict(n_clients=4, kind="cnn", local_epoch=5)
+        heavy = dict(n_clients=4, kind="cnn", local_epoch=args.local_epochs)
         local = per_round(make_api(data, rounds=rounds, **heavy).run())
         ipp = per_round(make_api(data, rounds=rounds, engine=engine, **heavy).run())
-        rows.append(("4 clients x CNN x 5 local epochs", "in-process", local, 1.0))
+        rows.append((f"4 clients x CNN x {args.local_epochs} local epochs", "in-process", local, 1.0))
         rows.append(("", "ipyparallel, 2 engines", ipp, local / ipp))
         if not args.no_mpi:
             mpi = mpi_per_round(rounds=args.rounds, threads=args.threads, **heavy)
