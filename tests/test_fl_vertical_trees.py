@@ -123,11 +123,15 @@ def test_constraints_depth_min_leaf_min_child_weight_subsample(cancer):
         assert {n["party_id"] for n in t if not n["leaf"]} <= {0}
 
 
-def test_threads_give_identical_trees(cancer):
-    Xtr, _, ytr, _ = cancer
-    a = XGBoostClassifierAPI(2, 5, depth=3, n_job=1).fit(_parties(Xtr, COLS3), ytr)
-    b = XGBoostClassifierAPI(2, 5, depth=3, n_job=2).fit(_parties(Xtr, COLS3), ytr)
+def test_threads_give_identical_trees():
+    # 8000 rows x 30 columns: enough work per node for the core to start its threads
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8000, 30))
+    y = (X[:, 0] + X[:, 12] * X[:, 25] + 0.5 * rng.normal(size=8000) > 0).astype(int)
+    a = XGBoostClassifierAPI(2, 3, depth=4, n_job=1).fit(_parties(X, COLS3), y)
+    b = XGBoostClassifierAPI(2, 3, depth=4, n_job=2).fit(_parties(X, COLS3), y)
     assert a.trees == b.trees
+    assert {n["party_id"] for t in a.trees for n in t if not n["leaf"]} >= {0, 1, 2}
 
 
 def test_multiclass_softmax():

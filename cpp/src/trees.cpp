@@ -96,6 +96,8 @@ Party::Party(const double *x, std::size_t n_rows_, std::size_t n_cols, std::vect
 
 namespace {
 
+constexpr std::size_t kMinParallelWork = 200000;  // (row, column) pairs before threads are used
+
 struct Sums {
   std::vector<std::int64_t> g, h;  // bins x K
   std::vector<std::int64_t> cnt;   // bins
@@ -286,8 +288,10 @@ class Builder {
     const std::size_t T = tasks_.size();
     std::vector<Sums> hist(T);
     const auto tb = Clock::now();
-    // plaintext histograms (the active party's own columns, or every column without encryption)
-    paillier::parallel_for(T, P_.n_job, [&](std::size_t b, std::size_t e) {
+    // plaintext histograms (the active party's own columns, or every column without encryption);
+    // threads only pay off on enough work (starting them costs ~50 us each)
+    const int hist_threads = rows.size() * T * K_ >= kMinParallelWork ? P_.n_job : 1;
+    paillier::parallel_for(T, hist_threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t ti = b; ti < e; ++ti)
         if (!encrypted(tasks_[ti].party)) plain_hist(tasks_[ti], rows, hist[ti]);
     });
@@ -300,7 +304,9 @@ class Builder {
     const std::size_t T = tasks_.size();
     const auto tb2 = Clock::now();
     std::vector<Split> per(T);
-    paillier::parallel_for(T, P_.n_job, [&](std::size_t b, std::size_t e) {
+    std::size_t scan_work = 0;
+    for (const Sums &h : hist) scan_work += h.cnt.size() * K_;
+    paillier::parallel_for(T, scan_work >= kMinParallelWork / 4 ? P_.n_job : 1, [&](std::size_t b, std::size_t e) {
       for (std::size_t ti = b; ti < e; ++ti) gains_for(static_cast<int>(ti), hist[ti], G, H, static_cast<std::int64_t>(n_rows), per[ti]);
     });
     Split best;
