@@ -263,3 +263,22 @@ def test_fuzz_core_bindings_raise_cleanly(rows, cols, bins, depth, fill, miss, m
         assert out.shape == (rows, 2) and np.isfinite(out).all()
     except (ValueError, TypeError):
         pass
+
+
+def test_secureboost_equal_trees_with_missing_values_and_three_classes():
+    X, y = load_iris(return_X_y=True)
+    X = X.copy()
+    X[::7, 3] = np.nan
+    pk, sk = _keys()
+    def make(cls):
+        return [cls(X[:, :2], 3, [0, 1], 0, 1, 1.0, 8, True, 0), cls(X[:, 2:], 3, [2, 3], 1, 1, 1.0, 8, True, 0)]
+    sp = make(SecureBoostClient)
+    for p in sp:
+        p.set_publickey(pk)
+    sp[0].set_secretkey(sk)
+    sec = SecureBoostClassifierAPI(3, 2, depth=3).fit(sp, y)
+    plain = XGBoostClassifierAPI(3, 2, depth=3).fit(make(XGBoostClient), y)
+    assert sec.trees == plain.trees
+    assert any(n["party_id"] == 1 for t in sec.trees for n in t if not n["leaf"])
+    np.testing.assert_array_equal(sec.predict_proba(X), plain.predict_proba(X))
+    assert (sec.predict(X) == y).mean() > 0.9
