@@ -39,6 +39,9 @@ _EXPORTS = {
     "MPIFedAVGServerManager": ".mpi",
     "MPIRankError": ".mpi",
     "MPIFedProxAPI": ".mpi",
+    "MPIFedMDAPI": ".mpi",
+    "MPIFedMDClientManager": ".mpi",
+    "MPIFedMDServerManager": ".mpi",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,6 +5,7 @@ Run a script with ``mpiexec -n K+1 python script.py`` (rank 0 the server, ranks 
 This package never imports mpi4py itself: the script passes its communicator.
 """
 from .fedavg import MPIFedAVGAPI, MPIFedAVGClientManager, MPIFedAVGServerManager
+from .fedmd import MPIFedMDAPI, MPIFedMDClientManager, MPIFedMDServerManager
 from .fedprox import MPIFedProxAPI
 from .transport import DEFAULT_TIMEOUT, MPIRankError
 
@@ -13,6 +14,9 @@ __all__ = [
     "MPIFedAVGClientManager",
     "MPIFedAVGServerManager",
     "MPIFedProxAPI",
+    "MPIFedMDAPI",
+    "MPIFedMDClientManager",
+    "MPIFedMDServerManager",
     "MPIRankError",
     "DEFAULT_TIMEOUT",
 ]
