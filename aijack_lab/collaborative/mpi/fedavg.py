@@ -49,6 +49,15 @@ from .transport import (
 _COMM_METHODS = ("Get_rank", "Get_size", "Iprobe", "recv", "isend", "Abort")
 
 
+def init_mpi_client(client, comm, server_rank: int, timeout: Optional[float]) -> None:
+    """The MPI state every client wrapper keeps (its rank, the server's, its timeout, the round)."""
+    client.comm, client.rank, client.server_rank = comm, comm.Get_rank(), server_rank
+    if client.rank == server_rank:
+        raise ValueError(f"an MPI client cannot run on the server's rank {server_rank}")
+    client.timeout = timeout
+    client.round = 0
+
+
 def check_comm(comm) -> None:
     missing = [m for m in _COMM_METHODS if not hasattr(comm, m)]
     if missing:
@@ -76,13 +85,7 @@ class MPIFedAVGClientManager(BaseManager):
             def __init__(self, comm, *args, **kwargs):
                 check_comm(comm)
                 super().__init__(*args, **kwargs)
-                self.comm = comm
-                self.rank = comm.Get_rank()
-                self.server_rank = server_rank
-                if self.rank == server_rank:
-                    raise ValueError(f"an MPI client cannot run on the server's rank {server_rank}")
-                self.timeout = default_timeout
-                self.round = 0
+                init_mpi_client(self, comm, server_rank, default_timeout)
                 self.last_loss: Optional[float] = None
 
             def mpi_initialize(self) -> None:

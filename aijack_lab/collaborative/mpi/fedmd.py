@@ -28,7 +28,7 @@ from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
 from ..core import BaseFedAPI, update_nbytes
 from ..fedmd.api import FedMDAPI
-from .fedavg import _check_client_ranks, check_comm
+from .fedavg import _check_client_ranks, check_comm, init_mpi_client
 from .launch import write_rank_status
 from .transport import DEFAULT_TIMEOUT, MPIRankError, abort_with_message, check_timeout, gather_from, recv_from, send_each, send_to
 
@@ -52,11 +52,7 @@ class MPIFedMDClientManager(BaseManager):
             def __init__(self, comm, *args, **kwargs):
                 check_comm(comm)
                 super().__init__(*args, **kwargs)
-                self.comm, self.rank, self.server_rank = comm, comm.Get_rank(), server_rank
-                if self.rank == server_rank:
-                    raise ValueError(f"an MPI client cannot run on the server's rank {server_rank}")
-                self.timeout = default_timeout
-                self.round = 0
+                init_mpi_client(self, comm, server_rank, default_timeout)
 
             def send_logits(self) -> torch.Tensor:
                 logits = self.upload()
