@@ -103,7 +103,9 @@ def test_engine_dying_mid_round_names_the_client_and_stops_the_cluster(digits):
             if info["round"] == 0:
                 threading.Timer(0.3, os.kill, (victim, signal.SIGKILL)).start()
 
-        api = build(digits, engine, model="cnn", rounds=3, local_epoch=4, on_round=kill_during_next_round)
+        # long enough local training (about a second per round) that the kill 0.3 s into round 1
+        # lands while engine 1 is training, however fast the machine
+        api = build(digits, engine, model="cnn", rounds=3, local_epoch=16, on_round=kill_during_next_round)
         start = time.monotonic()
         with pytest.raises(EngineFailedError, match=r"engine 1 \(pid \d+\) died while training client 1") as err:
             api.run()

@@ -5,6 +5,7 @@ The mpiexec tests are marked ``mpi`` and ``slow`` and run under a hard timeout (
 the whole process group), so nothing can hang CI.
 """
 import os
+import re
 import signal
 import threading
 import time
@@ -285,7 +286,9 @@ def test_stopped_client_rank_is_named_after_the_timeout(tmp_path):
     error, elapsed = _run_and_hit_rank(tmp_path, signal.SIGSTOP, timeout_arg=3)
     assert isinstance(error, MPIRankError)
     assert error.rank == 2
-    assert "did not send its update" in str(error) and "MPI rank 2" in str(error)
+    # a stopped rank is caught wherever the server meets it first: waiting for its update, or
+    # waiting for it to take the global model (which phase depends on timing)
+    assert re.search(r"MPI rank 2 did not (send its update|take the global model)", str(error)), str(error)
     assert elapsed < 3 + 15  # the documented timeout plus the abort
 
 
