@@ -30,7 +30,7 @@ from aijack_lab.defense import (
     SparseGradientServerManager,
     mib_loss,
 )
-from aijack_lab.models import DigitsCNN, make_digits_model
+from aijack_lab.models import make_digits_model
 from aijack_lab.models.lenet import make_lenet_digits
 from aijack_lab.utils import seeded
 
@@ -87,7 +87,7 @@ dataloaders = make_client_dataloaders(X_train[:600], y_train[:600], parts, batch
 manager = SoteriaClientManager("conv", "lin", target_layer_name="lin.0.weight")
 SoteriaFedAVGClient = manager.attach(FedAVGClient)
 clients = [SoteriaFedAVGClient(make_digits_model("cnn", seed=0), user_id=i) for i in range(client_num)]
-global_model = DigitsCNN()
+global_model = make_digits_model("cnn", seed=0)  # seeded: the run is reproducible
 server = FedAVGServer(clients, global_model)
 optimizers = [torch.optim.SGD(c.parameters(), lr=0.1, momentum=0.9) for c in clients]
 api = FedAVGAPI(server, clients, criterion, optimizers, dataloaders, num_communication=4,
