@@ -87,7 +87,7 @@ def _fedavg_accuracy(client_cls, data, rounds=4):
     parts = partition_iid(len(x), 2, seed=0)
     dataloaders = make_client_dataloaders(x, y, parts, batch_size=32, seed=0)
     clients = [client_cls(make_digits_model("cnn", seed=0), user_id=i) for i in range(2)]
-    global_model = DigitsCNN()
+    global_model = make_digits_model("cnn", seed=0)  # seeded: the accuracy asserts must not depend on global RNG state
     server = FedAVGServer(clients, global_model)
     optimizers = [torch.optim.SGD(c.parameters(), lr=0.1, momentum=0.9) for c in clients]
     api = FedAVGAPI(server, clients, CRITERION, optimizers, dataloaders, num_communication=rounds,
