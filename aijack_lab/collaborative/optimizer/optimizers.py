@@ -4,6 +4,7 @@
 argument it uses each parameter's ``.grad``, so an instance can stand in for a server's torch
 optimizer (``server.optimizer = AdamFLOptimizer(server.server_model.parameters(), lr=0.01)``).
 """
+import abc
 import math
 from typing import Iterable, List, Optional, Sequence
 
@@ -12,7 +13,9 @@ import torch
 from ...utils.validation import check_in_range, check_positive
 
 
-class BaseFLOptimizer:
+class BaseFLOptimizer(abc.ABC):
+    """Common argument checks and gradient preparation; subclasses implement ``step``."""
+
     def __init__(self, parameters: Iterable[torch.nn.Parameter], lr: float = 0.01, weight_decay: float = 0.0):
         self.parameters = list(parameters)
         if not self.parameters:
@@ -47,8 +50,9 @@ class BaseFLOptimizer:
             out.append(g)
         return out
 
+    @abc.abstractmethod
     def step(self, grads: Optional[Sequence[torch.Tensor]] = None) -> None:
-        raise NotImplementedError
+        """Apply ``grads`` (or each parameter's ``.grad``) to the parameters in place."""
 
 
 class SGDFLOptimizer(BaseFLOptimizer):
