@@ -142,6 +142,49 @@ def test_launcher_maps_a_killed_pid_to_its_rank():
     assert err.rank == 1 and "rank 0 reported" in str(err)
 
 
+def test_an_mpi_library_error_is_reported_as_lost_contact(capsys, monkeypatch):
+    from aijack_lab.collaborative.mpi import transport
+    from aijack_lab.collaborative.mpi.transport import abort_with_message
+
+    monkeypatch.setattr(transport, "LOST_PEER_GRACE", 0.0)
+
+    class FakeMPIException(Exception):
+        pass
+
+    FakeMPIException.__module__ = "mpi4py.MPI"
+    aborted = []
+
+    class Comm:
+        def Get_rank(self):
+            return 0
+
+        def Abort(self, code=1):
+            aborted.append(code)
+
+    abort_with_message(Comm(), FakeMPIException("Other MPI error, error stack:\nmore"))
+    assert aborted == [1]
+    assert "[aijack_lab] MPI rank 0 lost contact with a peer: Other MPI error" in capsys.readouterr().err
+    abort_with_message(Comm(), ValueError("client 2 sent NaN"))
+    assert "[aijack_lab] MPI rank 0 stops the run: ValueError: client 2 sent NaN" in capsys.readouterr().err
+
+
+def test_launcher_names_the_killed_rank_not_the_rank_that_lost_it():
+    # the server notices the dead peer and aborts, possibly before MPICH reports the death: the
+    # guard's line is the root cause, whichever order the two lines arrive in
+    killed = "[aijack_lab] MPI rank 2 (pid 4242) was killed by signal 9 (SIGKILL)"
+    lost = "[aijack_lab] MPI rank 0 lost contact with a peer: Other MPI error, error stack:"
+    for output in (killed + "\n" + lost, lost + "\n" + killed):
+        err = _explain_failure(output, {2: {"pid": 4242, "round": 5}})
+        assert err.rank == 2 and "MPI rank 2 (pid 4242) was killed by signal 9" in str(err) and "round 5" in str(err)
+    # without the guard line, MPICH's PID (the guard's, i.e. the rank's parent) still names it
+    hydra = "=   PID 4241 RUNNING AT vm\n=   EXIT CODE: 137\n"
+    err = _explain_failure(lost + "\n" + hydra, {0: {"pid": 4000, "ppid": 3999}, 2: {"pid": 4242, "ppid": 4241}})
+    assert err.rank == 2 and "MPI rank 2 (pid 4241 on vm) died" in str(err)
+    # and with nothing else to go on, a lost contact does not blame the rank that reported it
+    err = _explain_failure(lost, {})
+    assert err.rank is None and "lost contact with a peer" in str(err)
+
+
 # -- mpiexec runs ---------------------------------------------------------------------------------
 @pytest.mark.mpi
 @pytest.mark.slow

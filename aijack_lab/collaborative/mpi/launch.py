@@ -8,8 +8,9 @@ folder it finds in ``AIJACK_MPI_STATUS_DIR``. When the job fails, the error says
 
 - a rank that raised (or the server that timed out waiting for a rank) prints
   ``[aijack_lab] MPI rank r stops the run: ...(rank=k)...`` and aborts the job;
-- a rank killed by a signal makes MPICH's ``mpiexec`` end the job at once and print its PID,
-  which the status folder maps back to the rank;
+- a rank killed by a signal is named by its guard (``[aijack_lab] MPI rank r (pid p) was killed by
+  signal s``), else by the PID MPICH's ``mpiexec`` prints, which the status folder maps back to the
+  rank; the errors other ranks then see (a lost peer) never hide it;
 - if the whole job outlives ``timeout`` it is killed and the ranks furthest behind are named.
 """
 import json
@@ -51,7 +52,8 @@ def write_rank_status(rank: int, round_done: int) -> None:
     path = os.path.join(folder, f"rank{rank}.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"rank": rank, "pid": os.getpid(), "host": socket.gethostname(), "round": round_done}, f)
+        json.dump({"rank": rank, "pid": os.getpid(), "ppid": os.getppid(), "host": socket.gethostname(),
+                   "round": round_done}, f)
     os.replace(tmp, path)
 
 
@@ -78,28 +80,45 @@ class MPIJobResult:
 
 
 def _explain_failure(output: str, ranks: Dict[int, dict]) -> MPIRankError:
+    """Name the rank at the root of a failed job.
+
+    Evidence, strongest first: a rank killed by a signal (the guard's line; the other ranks' errors
+    are consequences of it), a rank that named a culprit, a rank that raised, the PID MPICH
+    reports; a rank that only saw MPI communication fail (its peer died) comes last.
+    """
     tail = "\n".join(output.strip().splitlines()[-15:])
-    m = re.search(r"\[aijack_lab\] MPI rank (\d+) stops the run: (.*)", output)
-    if m:
-        culprit = re.search(r"\(rank=([\d, ]+)\)", m.group(2))
-        rank = int(culprit.group(1).split(",")[0]) if culprit else int(m.group(1))
-        return MPIRankError(f"MPI job failed: rank {m.group(1)} reported: {m.group(2)}", rank=rank)
-    m = re.search(r"\[aijack_lab\] MPI rank (\d+) \(pid (\d+)\) was killed by signal (\d+).*", output)
-    if m:
-        r = int(m.group(1))
+    killed = re.search(r"\[aijack_lab\] MPI rank (\d+) \(pid (\d+)\) was killed by signal (\d+).*", output)
+    if killed:
+        r = int(killed.group(1))
         last = ranks.get(r, {}).get("round", -1)
-        return MPIRankError(f"{m.group(0).replace('[aijack_lab] ', '')} after round {last}; mpiexec ended the job",
+        return MPIRankError(f"{killed.group(0).replace('[aijack_lab] ', '')} after round {last}; mpiexec ended the job",
                             rank=r)
+    reports = re.findall(r"\[aijack_lab\] MPI rank (\d+) stops the run: (.*)", output)
+    for reporter, message in reports:
+        culprit = re.search(r"\(rank=([\d, ]+)\)", message)
+        if culprit:
+            rank = int(culprit.group(1).split(",")[0])
+            return MPIRankError(f"MPI job failed: rank {reporter} reported: {message}", rank=rank)
+    if reports:
+        reporter, message = reports[0]
+        return MPIRankError(f"MPI job failed: rank {reporter} reported: {message}", rank=int(reporter))
     m = re.search(r"PID (\d+) RUNNING AT (\S+)\s+=\s+(?:EXIT CODE|KILLED BY SIGNAL): (\d+)", output)
     if m:
         pid, host, code = int(m.group(1)), m.group(2), int(m.group(3))
-        by_pid = {info.get("pid"): r for r, info in ranks.items()}
+        # the PID is the rank's own or, under the guard, its parent's
+        by_pid = {info.get(key): r for r, info in ranks.items() for key in ("pid", "ppid") if info.get(key)}
         if pid in by_pid:
             r = by_pid[pid]
             last = ranks[r].get("round", -1)
             return MPIRankError(
                 f"MPI rank {r} (pid {pid} on {host}) died with exit code/signal {code} after round {last}; "
                 f"mpiexec ended the job.\n{tail}", rank=r)
+    comm = re.search(r"\[aijack_lab\] MPI rank (\d+) lost contact with a peer: (.*)", output)
+    if comm:
+        return MPIRankError(f"MPI job failed: rank {comm.group(1)} lost contact with a peer ({comm.group(2)}); "
+                            f"the rank that failed first is unknown.\n{tail}")
+    if m:
+        pid, host, code = int(m.group(1)), m.group(2), int(m.group(3))
         return MPIRankError(f"an MPI process (pid {pid} on {host}) died with exit code/signal {code} before it "
                             f"reported its rank; mpiexec ended the job.\n{tail}")
     return MPIRankError(f"MPI job failed.\n{tail}")

@@ -16,6 +16,9 @@ DEFAULT_TIMEOUT = 300.0
 PARAMETERS_TAG = 11
 GRADIENTS_TAG = 12
 
+LOST_PEER_GRACE = 2.0
+"""Seconds a rank that lost contact with a peer waits before it aborts the job (see abort_with_message)."""
+
 _MIN_SLEEP = 1e-4
 _MAX_SLEEP = 2e-3
 
@@ -126,6 +129,16 @@ def abort_with_message(comm, exc: BaseException, errorcode: int = 1) -> None:
     """
     rank = comm.Get_rank()
     sys.stdout.flush()
+    if type(exc).__module__.startswith("mpi4py"):
+        # MPI itself failed (typically a peer process died): a consequence, not the cause, so it
+        # is worded apart from "stops the run" and the launcher ranks it below a dead rank's report
+        sys.stderr.write(f"[aijack_lab] MPI rank {rank} lost contact with a peer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}\n")
+        sys.stderr.flush()
+        # an immediate abort tears the job down before the dead rank's guard has reported it; give
+        # the launcher a moment to see the death and end the job itself, naming the rank
+        time.sleep(LOST_PEER_GRACE)
+        comm.Abort(errorcode)
+        return
     culprit = getattr(exc, "rank", None)
     tag = f"(rank={culprit if not isinstance(culprit, tuple) else ', '.join(map(str, culprit))})" if culprit is not None else ""
     first_line = str(exc).splitlines()[0] if str(exc) else ""
