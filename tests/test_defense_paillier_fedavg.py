@@ -95,3 +95,42 @@ def test_manager_bad_input(keys, digits):
     client = manager.attach(FedAVGClient)(make_digits_model("mlp", seed=0))
     with pytest.raises(ValueError, match="use_gradients=True"):
         client.upload_parameters()
+
+
+@pytest.fixture(scope="module")
+def keys1024():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PaillierKeySizeWarning)
+        return PaillierKeyGenerator(1024, seed=5).generate_keypair()
+
+
+def test_packed_encrypted_fedavg_equals_plaintext_fedavg(digits, keys1024):
+    pk, sk = keys1024
+    plain_server, _, plain_hist, _ = run_fedavg(digits, FedAVGClient)
+    PackedClient = PaillierGradientClientManager(pk, sk, packing=True).attach(FedAVGClient)
+    server, clients, hist, uploads = run_fedavg(digits, PackedClient)
+    diffs = [(a - b).abs().max().item() for a, b in zip(plain_server.server_model.parameters(), server.server_model.parameters())]
+    assert max(diffs) < 1e-4
+    assert [h["global_accuracy"] for h in hist] == pytest.approx([h["global_accuracy"] for h in plain_hist], abs=2e-3)
+    # the server saw packed ciphertexts: 7 values per 1024-bit ciphertext with 128-bit slots
+    update = uploads[-1][0]
+    assert all(isinstance(t, PaillierTensor) and t.packed and t.slots == 7 for t in update)
+    assert all(isinstance(g, PaillierTensor) and g.packed for g in server.aggregated_gradients)
+    grad = clients[0].last_plain_gradients[0]
+    assert update[0].shape == grad.shape and update[0].num_ciphertexts == -(-grad.numel() // 7)
+    assert torch.allclose(update[0].decrypt(sk), grad, atol=1e-8)
+    n_values = sum(p.numel() for p in plain_server.server_model.parameters())
+    n_cts = sum(-(-p.numel() // 7) for p in plain_server.server_model.parameters())
+    assert hist[0]["bytes_uploaded"] == 3 * n_cts * pk.ciphertext_bytes
+    assert n_cts * 6 < n_values  # about 7x fewer ciphertexts than values
+
+
+def test_packed_fedavg_slot_overflow_is_an_error_not_a_wrong_model(digits, keys):
+    pk, sk = keys  # 512-bit key, 48-bit slots: gradients fit, the weighted sum (32 more bits) does not
+    PackedClient = PaillierGradientClientManager(pk, sk, packing=True, slot_bits=48).attach(FedAVGClient)
+    with pytest.raises(OverflowError, match="slot overflow in multiply by a scalar"):
+        run_fedavg(digits, PackedClient, rounds=1)
+    with pytest.raises(ValueError, match="slot_bits"):
+        PaillierGradientClientManager(pk, sk, packing=True, slot_bits=600)
+    with pytest.raises(TypeError, match="packing"):
+        PaillierGradientClientManager(pk, sk, packing="yes")

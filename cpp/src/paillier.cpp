@@ -162,6 +162,128 @@ struct Reader {
 };
 }  // namespace
 
+// ---- batch inversion ------------------------------------------------------------------------
+// Montgomery's trick: inverts every *v[i] mod m with one mpz_invert and 3 multiplications per
+// element (an mpz_invert mod n^2 costs far more than a multiplication).
+static void batch_invert(std::vector<mpz_class *> &v, const mpz_class &m) {
+  if (v.empty()) return;
+  std::vector<mpz_class> prefix(v.size());
+  mpz_class t;
+  prefix[0] = *v[0];
+  for (std::size_t i = 1; i < v.size(); ++i) {
+    mpz_mul(t.get_mpz_t(), prefix[i - 1].get_mpz_t(), v[i]->get_mpz_t());
+    mpz_tdiv_r(prefix[i].get_mpz_t(), t.get_mpz_t(), m.get_mpz_t());
+  }
+  mpz_class inv;
+  if (mpz_invert(inv.get_mpz_t(), prefix.back().get_mpz_t(), m.get_mpz_t()) == 0)
+    throw std::invalid_argument("ciphertext is not invertible mod n^2 (malformed ciphertext)");
+  for (std::size_t i = v.size() - 1; i > 0; --i) {
+    mpz_class vi_inv;
+    mpz_mul(t.get_mpz_t(), inv.get_mpz_t(), prefix[i - 1].get_mpz_t());
+    mpz_tdiv_r(vi_inv.get_mpz_t(), t.get_mpz_t(), m.get_mpz_t());
+    mpz_mul(t.get_mpz_t(), inv.get_mpz_t(), v[i]->get_mpz_t());
+    mpz_tdiv_r(inv.get_mpz_t(), t.get_mpz_t(), m.get_mpz_t());
+    mpz_swap(v[i]->get_mpz_t(), vi_inv.get_mpz_t());
+  }
+  mpz_swap(v[0]->get_mpz_t(), inv.get_mpz_t());
+}
+
+// c[i]^k(i) mod n^2 for signed factors: k and k mod n act alike on plaintexts; a factor above n/2
+// is a negative one, done as c^|k| and then inverted, all inversions of a worker batched.
+template <class K>
+static std::vector<mpz_class> powm_signed_batch(const PublicKey &pk, const std::vector<mpz_class> &c, K k_of,
+                                                int threads) {
+  std::vector<mpz_class> out(c.size());
+  const mpz_class &n = pk.n(), &n2 = pk.n_squared();
+  const mpz_class half = n / 2;
+  parallel_for(
+      c.size(), threads,
+      [&](std::size_t begin, std::size_t end) {
+        std::vector<mpz_class *> neg;
+        mpz_class e;
+        for (std::size_t i = begin; i < end; ++i) {
+          mpz_fdiv_r(e.get_mpz_t(), k_of(i).get_mpz_t(), n.get_mpz_t());
+          bool negative = e > half;
+          if (negative) e = n - e;
+          mpz_powm(out[i].get_mpz_t(), c[i].get_mpz_t(), e.get_mpz_t(), n2.get_mpz_t());
+          if (negative) neg.push_back(&out[i]);
+        }
+        batch_invert(neg, n2);
+      },
+      4);
+  return out;
+}
+
+static std::vector<mpz_class> negate_batch(const PublicKey &pk, const std::vector<mpz_class> &c, int threads) {
+  std::vector<mpz_class> out(c);
+  parallel_for(
+      out.size(), threads,
+      [&](std::size_t begin, std::size_t end) {
+        std::vector<mpz_class *> ptrs;
+        for (std::size_t i = begin; i < end; ++i) ptrs.push_back(&out[i]);
+        batch_invert(ptrs, pk.n_squared());
+      },
+      16);
+  return out;
+}
+
+// ---- fixed-base table (CRT encryption) -------------------------------------------------------
+struct FixedBaseTable {
+  mpz_class modulus;
+  unsigned exp_bits = 0, window = 7;
+  std::vector<mpz_class> table;  // table[i * (2^w - 1) + (j - 1)] = base^(j * 2^(w i))
+
+  FixedBaseTable(const mpz_class &base, const mpz_class &mod, unsigned bits, unsigned w)
+      : modulus(mod), exp_bits(bits), window(w) {
+    const std::size_t rows = (exp_bits + w - 1) / w, per = (std::size_t{1} << w) - 1;
+    std::vector<mpz_class> bases(rows);
+    bases[0] = base % modulus;
+    for (std::size_t i = 1; i < rows; ++i) {
+      mpz_class b = bases[i - 1];
+      for (unsigned s = 0; s < w; ++s) {
+        b = b * b;
+        mpz_tdiv_r(b.get_mpz_t(), b.get_mpz_t(), modulus.get_mpz_t());
+      }
+      bases[i] = b;
+    }
+    table.resize(rows * per);
+    parallel_for(rows, 0, [&](std::size_t begin, std::size_t end) {
+      mpz_class t;
+      for (std::size_t i = begin; i < end; ++i) {
+        table[i * per] = bases[i];
+        for (std::size_t j = 1; j < per; ++j) {
+          mpz_mul(t.get_mpz_t(), table[i * per + j - 1].get_mpz_t(), bases[i].get_mpz_t());
+          mpz_tdiv_r(table[i * per + j].get_mpz_t(), t.get_mpz_t(), modulus.get_mpz_t());
+        }
+      }
+    });
+  }
+
+  // base^a for a = the first exp_bits bits of `random` (little-endian bytes).
+  void pow(mpz_t out, const unsigned char *random, mpz_t tmp) const {
+    const std::size_t rows = (exp_bits + window - 1) / window, per = (std::size_t{1} << window) - 1;
+    bool first = true;
+    for (std::size_t i = 0; i < rows; ++i) {
+      unsigned digit = 0;
+      for (unsigned b = 0; b < window; ++b) {
+        std::size_t bit = i * window + b;
+        if (bit >= exp_bits) break;
+        digit |= static_cast<unsigned>((random[bit >> 3] >> (bit & 7)) & 1u) << b;
+      }
+      if (digit == 0) continue;
+      const mpz_class &entry = table[i * per + digit - 1];
+      if (first) {
+        mpz_set(out, entry.get_mpz_t());
+        first = false;
+      } else {
+        mpz_mul(tmp, out, entry.get_mpz_t());
+        mpz_tdiv_r(out, tmp, modulus.get_mpz_t());
+      }
+    }
+    if (first) mpz_set_ui(out, 1);
+  }
+};
+
 // ---- public key -----------------------------------------------------------------------------
 PublicKey::PublicKey(const mpz_class &n, const mpz_class &hs) : n_(n) {
   if (sgn(n_) <= 0 || mpz_even_p(n_.get_mpz_t()))
@@ -447,7 +569,56 @@ SecretKey::SecretKey(std::shared_ptr<const PublicKey> pk, const mpz_class &p, co
     throw std::invalid_argument("Paillier secret key: q is not a valid factor");
   if (mpz_invert(q_inv_p_.get_mpz_t(), q_.get_mpz_t(), p_.get_mpz_t()) == 0)
     throw std::invalid_argument("Paillier secret key: p and q are not coprime");
+  if (mpz_invert(q2_inv_p2_.get_mpz_t(), q2_.get_mpz_t(), p2_.get_mpz_t()) == 0)
+    throw std::invalid_argument("Paillier secret key: p and q are not coprime");
 }
+
+void SecretKey::precompute() const {
+  std::call_once(crt_once_, [this]() {
+    const unsigned w = pk_->bits() <= 2048 ? 7 : 5;
+    tp_ = std::make_shared<const FixedBaseTable>(pk_->hs(), p2_, pk_->randomness_bits(), w);
+    tq_ = std::make_shared<const FixedBaseTable>(pk_->hs(), q2_, pk_->randomness_bits(), w);
+  });
+}
+
+// hs^a mod n^2 from hs^a mod p^2 and mod q^2 (Garner: x = xq + q^2 ((xp - xq) q^-2 mod p^2)).
+void SecretKey::crt_mask_into(mpz_t out, const unsigned char *random, mpz_t xp, mpz_t xq, mpz_t tmp) const {
+  tp_->pow(xp, random, tmp);
+  tq_->pow(xq, random, tmp);
+  mpz_sub(tmp, xp, xq);
+  mpz_mul(xp, tmp, q2_inv_p2_.get_mpz_t());
+  mpz_fdiv_r(tmp, xp, p2_.get_mpz_t());
+  mpz_mul(out, tmp, q2_.get_mpz_t());
+  mpz_add(out, out, xq);
+}
+
+std::vector<mpz_class> SecretKey::encrypt_batch(const std::vector<mpz_class> &m, int threads) const {
+  std::vector<mpz_class> residues(m.size());
+  for (std::size_t i = 0; i < m.size(); ++i) residues[i] = pk_->encode(m[i]);  // range checks first
+  precompute();
+  std::vector<mpz_class> out(m.size());
+  const std::size_t rb = (pk_->randomness_bits() + 7) / 8;
+  const mpz_class &n = pk_->n(), &n2 = pk_->n_squared();
+  parallel_for(
+      m.size(), threads,
+      [&](std::size_t begin, std::size_t end) {
+        std::vector<unsigned char> random((end - begin) * rb);
+        os_random_bytes(random.data(), random.size());
+        mpz_class mask, xp, xq, tmp;
+        for (std::size_t i = begin; i < end; ++i) {
+          crt_mask_into(mask.get_mpz_t(), random.data() + (i - begin) * rb, xp.get_mpz_t(), xq.get_mpz_t(),
+                        tmp.get_mpz_t());
+          mpz_class &c = out[i];
+          c = residues[i] * n + 1;
+          mpz_mul(tmp.get_mpz_t(), c.get_mpz_t(), mask.get_mpz_t());
+          mpz_tdiv_r(c.get_mpz_t(), tmp.get_mpz_t(), n2.get_mpz_t());
+        }
+      },
+      8);
+  return out;
+}
+
+mpz_class SecretKey::encrypt(const mpz_class &m) const { return encrypt_batch({m}, 1)[0]; }
 
 mpz_class SecretKey::raw_decrypt(const mpz_class &c) const {
   if (sgn(c) <= 0 || c >= pk_->n_squared())
@@ -764,7 +935,8 @@ CiphertextVector add_plain_reals(const CiphertextVector &a, const double *x, std
 CiphertextVector mul_plain_ints(const CiphertextVector &a, const std::vector<mpz_class> &k, int threads) {
   need_key(a.pk);
   check_len(a.values.size(), k.size(), "mul_plain");
-  return map_vector(a, a.scale_bits, threads, 4, [&](std::size_t i) { return a.pk->mul_plain(a.values[i], k[i]); });
+  return {a.pk, powm_signed_batch(*a.pk, a.values, [&](std::size_t i) -> const mpz_class & { return k[i]; }, threads),
+          a.scale_bits};
 }
 
 CiphertextVector mul_plain_reals(const CiphertextVector &a, const double *x, std::size_t n, int precision,
@@ -781,29 +953,341 @@ CiphertextVector mul_plain_reals(const CiphertextVector &a, const double *x, std
   for (std::size_t i = 0; i < n; ++i) k[i] = integral ? mpz_class(x[i]) : encode_real(x[i], precision);
   int s = a.scale_bits + (integral ? 0 : precision);
   check_scale(s);
-  return map_vector(a, s, threads, 4, [&](std::size_t i) { return a.pk->mul_plain(a.values[i], k[i]); });
+  return {a.pk, powm_signed_batch(*a.pk, a.values, [&](std::size_t i) -> const mpz_class & { return k[i]; }, threads),
+          s};
 }
 
 CiphertextVector mul_scalar_int(const CiphertextVector &a, const mpz_class &k, int threads) {
   need_key(a.pk);
-  return map_vector(a, a.scale_bits, threads, 4, [&](std::size_t i) { return a.pk->mul_plain(a.values[i], k); });
+  return {a.pk, powm_signed_batch(*a.pk, a.values, [&](std::size_t) -> const mpz_class & { return k; }, threads),
+          a.scale_bits};
 }
 
 CiphertextVector mul_scalar_real(const CiphertextVector &a, double x, int precision, int threads) {
   need_key(a.pk);
   auto [k, s] = encode_scalar(x, precision);
   check_scale(a.scale_bits + s);
-  return map_vector(a, a.scale_bits + s, threads, 4, [&](std::size_t i) { return a.pk->mul_plain(a.values[i], k); });
+  return mul_scalar_int(CiphertextVector{a.pk, a.values, a.scale_bits + s}, k, threads);
 }
 
 CiphertextVector negate(const CiphertextVector &a, int threads) {
   need_key(a.pk);
-  return map_vector(a, a.scale_bits, threads, 16, [&](std::size_t i) { return a.pk->negate(a.values[i]); });
+  return {a.pk, negate_batch(*a.pk, a.values, threads), a.scale_bits};
 }
 
 Ciphertext sum(const CiphertextVector &a, int threads) {
   need_key(a.pk);
   return {a.pk, a.pk->sum(a.values, threads), a.scale_bits};
+}
+
+// ---- packed (slot) encoding -----------------------------------------------------------------
+unsigned packed_slots(const PublicKey &pk, unsigned slot_bits) {
+  if (slot_bits < kMinSlotBits || slot_bits + 3 > pk.bits())
+    throw std::invalid_argument("slot_bits must be in [" + std::to_string(kMinSlotBits) + ", " +
+                                std::to_string(pk.bits() - 3) + "] for a " + std::to_string(pk.bits()) +
+                                "-bit key, got " + std::to_string(slot_bits));
+  // |M| <= limit * sum_j 2^(B j) < 2^(B K) <= 2^(bits - 3) < max_int
+  return (pk.bits() - 3) / slot_bits;
+}
+
+mpz_class packed_slot_limit(unsigned slot_bits) {
+  mpz_class l = 1;
+  mpz_mul_2exp(l.get_mpz_t(), l.get_mpz_t(), slot_bits - 1);
+  return l - 1;
+}
+
+static std::string bits_str(const mpz_class &v) {
+  return std::to_string(sgn(v) == 0 ? 0 : mpz_sizeinbase(v.get_mpz_t(), 2));
+}
+
+// Throws unless `bound` fits a slot; called before an op does any work.
+static void check_slot_bound(const mpz_class &bound, unsigned slot_bits, const char *op) {
+  if (bound > packed_slot_limit(slot_bits))
+    throw std::overflow_error(std::string("packed Paillier slot overflow in ") + op + ": slot values could reach " +
+                              bits_str(bound) + " bits but a " + std::to_string(slot_bits) +
+                              "-bit slot holds signed values of at most " + std::to_string(slot_bits - 1) +
+                              " bits; use a larger slot_bits, a lower precision, or unpacked encryption");
+}
+
+static void need_packed(const PackedVector &a) {
+  need_key(a.pk);
+  if (a.slots == 0) throw std::invalid_argument("packed ciphertext array has no layout");
+}
+
+static void check_same_layout(const PackedVector &a, const PackedVector &b, const char *op) {
+  need_packed(a);
+  need_packed(b);
+  check_same_key(*a.pk, *b.pk);
+  if (a.slot_bits != b.slot_bits)
+    throw std::invalid_argument(std::string(op) + ": packed layouts differ (slot_bits " + std::to_string(a.slot_bits) +
+                                " vs " + std::to_string(b.slot_bits) + ")");
+  check_len(a.length, b.length, op);
+}
+
+// M = sum_j v_j 2^(B j) for the values of ciphertext `ct` (missing trailing slots are 0).
+static std::vector<mpz_class> pack_plaintexts(const std::vector<mpz_class> &v, unsigned B, unsigned K, int threads) {
+  std::size_t nct = (v.size() + K - 1) / K;
+  std::vector<mpz_class> out(nct);
+  parallel_for(
+      nct, threads,
+      [&](std::size_t begin, std::size_t end) {
+        for (std::size_t c = begin; c < end; ++c) {
+          mpz_class M = 0;
+          std::size_t lo = c * K, hi = std::min(v.size(), lo + K);
+          for (std::size_t i = hi; i-- > lo;) {
+            mpz_mul_2exp(M.get_mpz_t(), M.get_mpz_t(), B);
+            M += v[i];
+          }
+          out[c] = std::move(M);
+        }
+      },
+      64);
+  return out;
+}
+
+static mpz_class max_abs(const std::vector<mpz_class> &v) {
+  mpz_class b = 0;
+  for (const auto &x : v)
+    if (mpz_cmpabs(x.get_mpz_t(), b.get_mpz_t()) > 0) b = abs(x);
+  return b;
+}
+
+PackedVector encrypt_packed_ints(std::shared_ptr<const PublicKey> pk, const std::vector<mpz_class> &m,
+                                 unsigned slot_bits, int scale_bits, int threads, const SecretKey *sk) {
+  need_key(pk);
+  check_scale(scale_bits);
+  if (sk) check_same_key(*sk->public_key(), *pk);
+  unsigned K = packed_slots(*pk, slot_bits);
+  mpz_class bound = max_abs(m);
+  if (bound > packed_slot_limit(slot_bits))
+    throw std::overflow_error("packed Paillier slot overflow at encryption: a value needs " + bits_str(bound) +
+                              " bits plus a sign, a " + std::to_string(slot_bits) + "-bit slot holds " +
+                              std::to_string(slot_bits - 1) + "; use a larger slot_bits or a lower precision");
+  std::vector<mpz_class> M = pack_plaintexts(m, slot_bits, K, threads);
+  PackedVector out;
+  out.pk = pk;
+  out.values = sk ? sk->encrypt_batch(M, threads) : pk->encrypt_batch(M, threads);
+  out.length = m.size();
+  out.slot_bits = slot_bits;
+  out.slots = K;
+  out.scale_bits = scale_bits;
+  out.bound = bound;
+  return out;
+}
+
+PackedVector encrypt_packed_reals(std::shared_ptr<const PublicKey> pk, const double *x, std::size_t n,
+                                  unsigned slot_bits, int precision, int threads, const SecretKey *sk) {
+  check_scale(precision);
+  std::vector<mpz_class> m(n);
+  for (std::size_t i = 0; i < n; ++i) m[i] = encode_real(x[i], precision);
+  return encrypt_packed_ints(std::move(pk), m, slot_bits, precision, threads, sk);
+}
+
+std::vector<mpz_class> decrypt_packed_slots(const SecretKey &sk, const PackedVector &c, int threads) {
+  need_packed(c);
+  check_same_key(*sk.public_key(), *c.pk);
+  const unsigned B = c.slot_bits, K = c.slots;
+  if (c.values.size() != (c.length + K - 1) / K)
+    throw std::invalid_argument("packed ciphertext array: ciphertext count does not match its length");
+  std::vector<mpz_class> out(c.length);
+  mpz_class half = 1, full = 1;
+  mpz_mul_2exp(half.get_mpz_t(), half.get_mpz_t(), B - 1);
+  mpz_mul_2exp(full.get_mpz_t(), full.get_mpz_t(), B);
+  parallel_for(
+      c.values.size(), threads,
+      [&](std::size_t begin, std::size_t end) {
+        mpz_class M, r;
+        for (std::size_t ct = begin; ct < end; ++ct) {
+          M = sk.decrypt(c.values[ct]);
+          for (unsigned j = 0; j < K; ++j) {
+            // centred residue mod 2^B; subtracting it leaves the borrow/carry for the next slot
+            mpz_fdiv_r_2exp(r.get_mpz_t(), M.get_mpz_t(), B);
+            if (r >= half) r -= full;
+            M -= r;
+            mpz_fdiv_q_2exp(M.get_mpz_t(), M.get_mpz_t(), B);
+            std::size_t i = ct * K + j;
+            if (mpz_cmpabs(r.get_mpz_t(), c.bound.get_mpz_t()) > 0 || (i >= c.length && sgn(r) != 0))
+              throw std::overflow_error(
+                  "packed decryption: a slot is outside its tracked bound (tampered ciphertext, another key, or "
+                  "a forged bound)");
+            if (i < c.length) out[i] = r;
+          }
+          if (sgn(M) != 0)
+            throw std::overflow_error("packed decryption: bits beyond the last slot (tampered ciphertext or another key)");
+        }
+      },
+      4);
+  return out;
+}
+
+std::vector<double> decrypt_packed_reals(const SecretKey &sk, const PackedVector &c, int threads) {
+  std::vector<mpz_class> m = decrypt_packed_slots(sk, c, threads);
+  std::vector<double> out(m.size());
+  for (std::size_t i = 0; i < m.size(); ++i) out[i] = decode_real(m[i], c.scale_bits);
+  return out;
+}
+
+std::vector<mpz_class> decrypt_packed_ints(const SecretKey &sk, const PackedVector &c, int threads) {
+  std::vector<mpz_class> m = decrypt_packed_slots(sk, c, threads);
+  if (c.scale_bits > 0) {
+    mpz_class half = 1;
+    mpz_mul_2exp(half.get_mpz_t(), half.get_mpz_t(), static_cast<mp_bitcnt_t>(c.scale_bits - 1));
+    for (auto &v : m) {
+      v += half;
+      mpz_fdiv_q_2exp(v.get_mpz_t(), v.get_mpz_t(), static_cast<mp_bitcnt_t>(c.scale_bits));
+    }
+  }
+  return m;
+}
+
+static PackedVector with_values(const PackedVector &a, std::vector<mpz_class> values, int scale, mpz_class bound) {
+  PackedVector out;
+  out.pk = a.pk;
+  out.values = std::move(values);
+  out.length = a.length;
+  out.slot_bits = a.slot_bits;
+  out.slots = a.slots;
+  out.scale_bits = scale;
+  out.bound = std::move(bound);
+  return out;
+}
+
+PackedVector rescale(const PackedVector &c, int to, int threads) {
+  need_packed(c);
+  check_scale(to);
+  if (to < c.scale_bits) throw std::invalid_argument("rescale can only increase the fixed-point scale");
+  if (to == c.scale_bits) return c;
+  unsigned d = static_cast<unsigned>(to - c.scale_bits);
+  mpz_class bound = c.bound;
+  mpz_mul_2exp(bound.get_mpz_t(), bound.get_mpz_t(), d);
+  check_slot_bound(bound, c.slot_bits, "rescale (aligning fixed-point scales)");
+  std::vector<mpz_class> v(c.values.size());
+  parallel_for(
+      v.size(), threads,
+      [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) v[i] = c.pk->shift_plain(c.values[i], d);
+      },
+      16);
+  return with_values(c, std::move(v), to, bound);
+}
+
+PackedVector add(const PackedVector &a, const PackedVector &b, int threads) {
+  check_same_layout(a, b, "add");
+  int s = std::max(a.scale_bits, b.scale_bits);
+  // check the final bound first, so nothing is computed for an add that must fail
+  mpz_class ba = a.bound, bb = b.bound;
+  mpz_mul_2exp(ba.get_mpz_t(), ba.get_mpz_t(), static_cast<mp_bitcnt_t>(s - a.scale_bits));
+  mpz_mul_2exp(bb.get_mpz_t(), bb.get_mpz_t(), static_cast<mp_bitcnt_t>(s - b.scale_bits));
+  mpz_class bound = ba + bb;
+  check_slot_bound(bound, a.slot_bits, "add");
+  if (a.scale_bits != s) return add(rescale(a, s, threads), b, threads);
+  if (b.scale_bits != s) return add(a, rescale(b, s, threads), threads);
+  return with_values(a, a.pk->add_batch(a.values, b.values, threads), s, bound);
+}
+
+// m: integers already at a's scale.
+static PackedVector add_plain_scaled(const PackedVector &a, const std::vector<mpz_class> &m, int threads) {
+  mpz_class bound = a.bound + max_abs(m);
+  check_slot_bound(bound, a.slot_bits, "add_plain");
+  std::vector<mpz_class> M = pack_plaintexts(m, a.slot_bits, a.slots, threads);
+  for (auto &x : M) x = a.pk->encode(x) * a.pk->n() + 1;
+  return with_values(a, a.pk->add_batch(a.values, M, threads), a.scale_bits, bound);
+}
+
+PackedVector add_plain_ints(const PackedVector &a, const std::vector<mpz_class> &m, int threads) {
+  need_packed(a);
+  check_len(a.length, m.size(), "add_plain");
+  std::vector<mpz_class> t(m);
+  for (auto &v : t) mpz_mul_2exp(v.get_mpz_t(), v.get_mpz_t(), static_cast<mp_bitcnt_t>(a.scale_bits));
+  return add_plain_scaled(a, t, threads);
+}
+
+PackedVector add_plain_reals(const PackedVector &a, const double *x, std::size_t n, int precision, int threads) {
+  need_packed(a);
+  check_len(a.length, n, "add_plain");
+  check_scale(precision);
+  std::vector<mpz_class> t(n);
+  int s = std::max(a.scale_bits, precision);
+  for (std::size_t i = 0; i < n; ++i) t[i] = encode_real(x[i], s);
+  mpz_class ba = a.bound;
+  mpz_mul_2exp(ba.get_mpz_t(), ba.get_mpz_t(), static_cast<mp_bitcnt_t>(s - a.scale_bits));
+  check_slot_bound(ba + max_abs(t), a.slot_bits, "add_plain");
+  return add_plain_scaled(a.scale_bits < s ? rescale(a, s, threads) : a, t, threads);
+}
+
+static PackedVector mul_scalar_scaled(const PackedVector &a, const mpz_class &k, int scale, int threads) {
+  mpz_class bound = a.bound * abs(k);
+  check_slot_bound(bound, a.slot_bits, "multiply by a scalar");
+  check_scale(scale);
+  return with_values(a, powm_signed_batch(*a.pk, a.values, [&](std::size_t) -> const mpz_class & { return k; }, threads),
+                     scale, bound);
+}
+
+PackedVector mul_scalar_int(const PackedVector &a, const mpz_class &k, int threads) {
+  need_packed(a);
+  return mul_scalar_scaled(a, k, a.scale_bits, threads);
+}
+
+PackedVector mul_scalar_real(const PackedVector &a, double x, int precision, int threads) {
+  need_packed(a);
+  auto [k, s] = encode_scalar(x, precision);
+  return mul_scalar_scaled(a, k, a.scale_bits + s, threads);
+}
+
+PackedVector negate(const PackedVector &a, int threads) {
+  need_packed(a);
+  return with_values(a, negate_batch(*a.pk, a.values, threads), a.scale_bits, a.bound);
+}
+
+std::string to_bytes(const PackedVector &c) {
+  need_packed(c);
+  Writer w;
+  w.raw("AJPV", 4);
+  w.u8(1);
+  w.u64(c.pk->fingerprint());
+  w.u64(c.length);
+  w.u32(c.slot_bits);
+  w.u32(static_cast<std::uint32_t>(c.scale_bits));
+  w.blob(mpz_to_be(c.bound));
+  w.u64(c.values.size());
+  w.buf.reserve(w.buf.size() + c.values.size() * c.pk->ciphertext_bytes() + 8);
+  for (const auto &v : c.values) w.fixed(v, c.pk->ciphertext_bytes());
+  return w.finish();
+}
+
+PackedVector packed_vector_from_bytes(std::shared_ptr<const PublicKey> pk, const std::string &data) {
+  need_key(pk);
+  Reader r(data, "AJPV", "a packed Paillier ciphertext array");
+  if (r.u64() != pk->fingerprint()) r.fail("it was made under a different public key");
+  std::uint64_t length = r.u64();
+  std::uint32_t slot_bits = r.u32(), s = r.u32();
+  if (slot_bits < kMinSlotBits || slot_bits + 3 > pk->bits()) r.fail("slot width out of range for this key");
+  if (s > static_cast<std::uint32_t>(kMaxScaleBits)) r.fail("scale out of range");
+  std::string bb = r.blob();
+  mpz_class bound = be_to_mpz(reinterpret_cast<const unsigned char *>(bb.data()), bb.size());
+  if (bound > packed_slot_limit(slot_bits)) r.fail("slot bound exceeds the slot width");
+  unsigned K = packed_slots(*pk, slot_bits);
+  std::uint64_t count = r.u64();
+  const std::size_t width = pk->ciphertext_bytes();
+  if (count != (length + K - 1) / K) r.fail("ciphertext count does not match the length");
+  if (count > (r.n - r.pos) / width) r.fail("truncated data");
+  PackedVector out;
+  out.pk = pk;
+  out.values.resize(count);
+  for (std::uint64_t i = 0; i < count; ++i) out.values[i] = r.fixed(width);
+  r.done();
+  parallel_for(
+      count, 0,
+      [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) pk->check_ciphertext(out.values[i]);
+      },
+      64);
+  out.length = length;
+  out.slot_bits = slot_bits;
+  out.slots = K;
+  out.scale_bits = static_cast<int>(s);
+  out.bound = bound;
+  return out;
 }
 
 // ---- ciphertext serialization ---------------------------------------------------------------
@@ -1004,6 +1488,54 @@ Ciphertext checked(const Ciphertext &c) {
   return c;
 }
 
+py::object encrypt_array_py(const PKPtr &pk, const SecretKey *sk, py::object x, int precision, bool pack,
+                            unsigned slot_bits) {
+  check_precision(precision);
+  std::vector<double> reals;
+  std::vector<mpz_class> ints;
+  bool is_int = array_to_plain(x, reals, ints, "x");
+  if (pack) {
+    packed_slots(*pk, slot_bits);  // validates slot_bits with the GIL held
+    PackedVector out;
+    {
+      py::gil_scoped_release release;
+      out = is_int ? encrypt_packed_ints(pk, ints, slot_bits, 0, 0, sk)
+                   : encrypt_packed_reals(pk, reals.data(), reals.size(), slot_bits, precision, 0, sk);
+    }
+    return py::cast(std::move(out));
+  }
+  CiphertextVector out;
+  {
+    py::gil_scoped_release release;
+    if (is_int) {
+      out = sk ? CiphertextVector{pk, sk->encrypt_batch(ints), 0} : encrypt_ints(pk, ints);
+    } else if (sk) {
+      std::vector<mpz_class> m(reals.size());
+      for (std::size_t i = 0; i < m.size(); ++i) m[i] = encode_real(reals[i], precision);
+      out = CiphertextVector{pk, sk->encrypt_batch(m), precision};
+    } else {
+      out = encrypt_reals(pk, reals.data(), reals.size(), precision);
+    }
+  }
+  return py::cast(std::move(out));
+}
+
+py::array_t<double> to_numpy(const std::vector<double> &v) {
+  py::array_t<double> a(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+py::list to_pylist(const std::vector<mpz_class> &v) {
+  py::list l(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) l[i] = mpz_to_py(v[i]);
+  return l;
+}
+
+const char *kPackedMulPlain =
+    "elementwise multiplication by a vector is not possible on packed Paillier ciphertexts (all slots of a "
+    "ciphertext share one factor); encrypt without packing (pack=False / packed=False) for ct * vector";
+
 }  // namespace
 
 AIJACK_SUBMODULE(paillier, m) {
@@ -1023,6 +1555,11 @@ AIJACK_SUBMODULE(paillier, m) {
                                 "One Paillier ciphertext with its public key and fixed-point scale.");
   py::class_<CiphertextVector> cv_cls(m, "PaillierCipherArray",
                                       "A flat array of ciphertexts under one key with one fixed-point scale.");
+  py::class_<PackedVector> pv_cls(
+      m, "PaillierPackedArray",
+      "A flat array of values packed several per ciphertext in signed slot_bits-bit slots (BatchCrypt-style), "
+      "with one key, one fixed-point scale and a tracked bound on every slot.");
+  m.attr("DEFAULT_SLOT_BITS") = kDefaultSlotBits;
 
   m.def(
       "generate_keypair",
@@ -1074,17 +1611,15 @@ AIJACK_SUBMODULE(paillier, m) {
           "Encrypt an int exactly, or a float as round(x * 2^precision).")
       .def(
           "encrypt_array",
-          [](const PKPtr &pk, py::object x, int precision) {
-            check_precision(precision);
-            std::vector<double> reals;
-            std::vector<mpz_class> ints;
-            bool is_int = array_to_plain(x, reals, ints, "x");
-            py::gil_scoped_release release;
-            if (is_int) return encrypt_ints(pk, ints);
-            return encrypt_reals(pk, reals.data(), reals.size(), precision);
+          [](const PKPtr &pk, py::object x, int precision, bool pack, unsigned slot_bits) {
+            return encrypt_array_py(pk, nullptr, x, precision, pack, slot_bits);
           },
-          py::arg("x"), py::arg("precision") = kDefaultPrecision,
-          "Encrypt a numpy array (flattened, C order): integer dtypes exactly, floats with `precision` bits.")
+          py::arg("x"), py::arg("precision") = kDefaultPrecision, py::arg("pack") = false,
+          py::arg("slot_bits") = kDefaultSlotBits,
+          "Encrypt a numpy array (flattened, C order): integer dtypes exactly, floats with `precision` bits. "
+          "pack=True packs floor((bits - 3) / slot_bits) values per ciphertext (a PaillierPackedArray).")
+      .def("packed_slots", [](const PublicKey &pk, unsigned slot_bits) { return packed_slots(pk, slot_bits); },
+           py::arg("slot_bits") = kDefaultSlotBits, "Values per ciphertext for packed encryption.")
       .def("to_bytes", [](const PublicKey &pk) { return py::bytes(pk.to_bytes()); })
       .def_static("from_bytes", [](py::bytes b) { return PublicKey::from_bytes(std::string(b)); }, py::arg("data"))
       .def("__eq__",
@@ -1182,6 +1717,54 @@ AIJACK_SUBMODULE(paillier, m) {
             return l;
           },
           py::arg("ciphertexts"), "Decrypt a PaillierCipherArray to a list of Python ints (rounded if fixed-point).")
+      .def(
+          "decrypt_array",
+          [](const SecretKey &sk, const PackedVector &c) {
+            std::vector<double> out;
+            {
+              py::gil_scoped_release release;
+              out = decrypt_packed_reals(sk, c);
+            }
+            return to_numpy(out);
+          },
+          py::arg("ciphertexts"), "Decrypt a PaillierPackedArray to a flat float64 numpy array.")
+      .def(
+          "decrypt_array_int",
+          [](const SecretKey &sk, const PackedVector &c) {
+            std::vector<mpz_class> out;
+            {
+              py::gil_scoped_release release;
+              out = decrypt_packed_ints(sk, c);
+            }
+            return to_pylist(out);
+          },
+          py::arg("ciphertexts"), "Decrypt a PaillierPackedArray to Python ints (rounded if fixed-point).")
+      .def(
+          "encrypt",
+          [](const SKPtr &sk, py::object x, int precision) {
+            check_precision(precision);
+            Scalar s = require_scalar(x, "the plaintext");
+            mpz_class m = s.is_int ? s.i : encode_real(s.d, precision);
+            int scale = s.is_int ? 0 : precision;
+            mpz_class c;
+            {
+              py::gil_scoped_release release;
+              c = sk->encrypt(m);
+            }
+            return Ciphertext{sk->public_key(), c, scale};
+          },
+          py::arg("x"), py::arg("precision") = kDefaultPrecision,
+          "CRT encryption (needs the secret key): same ciphertexts as public_key.encrypt, computed mod p^2 and q^2.")
+      .def(
+          "encrypt_array",
+          [](const SKPtr &sk, py::object x, int precision, bool pack, unsigned slot_bits) {
+            return encrypt_array_py(mutable_pk(sk->public_key()), sk.get(), x, precision, pack, slot_bits);
+          },
+          py::arg("x"), py::arg("precision") = kDefaultPrecision, py::arg("pack") = false,
+          py::arg("slot_bits") = kDefaultSlotBits,
+          "CRT encryption of a numpy array (as public_key.encrypt_array, with half-size fixed-base tables).")
+      .def("precompute", &SecretKey::precompute, py::call_guard<py::gil_scoped_release>(),
+           "Build the CRT encryption tables now (otherwise built on the first CRT encryption).")
       .def("to_bytes", [](const SecretKey &sk) { return py::bytes(sk.to_bytes()); })
       .def_static("from_bytes", [](py::bytes b) { return SecretKey::from_bytes(std::string(b)); }, py::arg("data"))
       .def("__repr__",
@@ -1489,6 +2072,176 @@ AIJACK_SUBMODULE(paillier, m) {
            })
       .def("__reduce__", [need](py::object self) {
         const CiphertextVector &c = need(self.cast<const CiphertextVector &>());
+        return py::make_tuple(py::type::of(self), py::make_tuple(mutable_pk(c.pk), py::bytes(to_bytes(c))));
+      });
+
+  // ---- packed arrays ----
+  auto needp = [](const PackedVector &c) -> const PackedVector & {
+    if (!c.pk || c.slots == 0) throw py::value_error("empty packed ciphertext array");
+    return c;
+  };
+  auto packed_add = [needp](const PackedVector &a, py::object o, int precision) -> py::object {
+    needp(a);
+    if (py::isinstance<PackedVector>(o)) {
+      const PackedVector &b = needp(o.cast<const PackedVector &>());
+      py::gil_scoped_release release;
+      return py::cast(add(a, b));
+    }
+    if (py::isinstance<CiphertextVector>(o) || py::isinstance<Ciphertext>(o))
+      throw py::type_error("cannot mix packed and unpacked Paillier ciphertexts");
+    Scalar s;
+    std::vector<double> reals;
+    std::vector<mpz_class> ints;
+    bool is_int;
+    if (to_scalar(o, s)) {
+      is_int = s.is_int;
+      if (is_int) ints.assign(a.length, s.i);
+      else reals.assign(a.length, s.d);
+    } else {
+      is_int = array_to_plain(o, reals, ints, "the plaintext summand");
+    }
+    py::gil_scoped_release release;
+    return py::cast(is_int ? add_plain_ints(a, ints) : add_plain_reals(a, reals.data(), reals.size(), precision));
+  };
+  pv_cls
+      .def(py::init([](const PKPtr &pk, py::bytes data) {
+             if (!pk) throw py::value_error("public_key is required");
+             std::string s(data);
+             py::gil_scoped_release release;
+             return packed_vector_from_bytes(pk, s);
+           }),
+           py::arg("public_key"), py::arg("data"), "Parse a packed array serialized with to_bytes().")
+      .def("__len__", [](const PackedVector &c) { return c.length; })
+      .def_property_readonly("size", [](const PackedVector &c) { return c.length; })
+      .def_property_readonly("num_ciphertexts", [](const PackedVector &c) { return c.values.size(); })
+      .def_property_readonly("slots", [](const PackedVector &c) { return c.slots; }, "Values per ciphertext.")
+      .def_property_readonly("slot_bits", [](const PackedVector &c) { return c.slot_bits; })
+      .def_property_readonly("scale_bits", [](const PackedVector &c) { return c.scale_bits; })
+      .def_property_readonly("bound", [](const PackedVector &c) { return mpz_to_py(c.bound); },
+                             "Proven bound on |slot integer| (value * 2^scale_bits) of every slot.")
+      .def_property_readonly("slot_limit", [](const PackedVector &c) { return mpz_to_py(packed_slot_limit(c.slot_bits)); },
+                             "Largest slot magnitude, 2^(slot_bits - 1) - 1.")
+      .def_property_readonly("public_key", [needp](const PackedVector &c) { return mutable_pk(needp(c).pk); })
+      .def_property_readonly("nbytes",
+                             [needp](const PackedVector &c) { return c.values.size() * needp(c).pk->ciphertext_bytes(); })
+      .def("values", [](const PackedVector &c) { return to_pylist(c.values); },
+           "The raw ciphertexts as Python ints (what the server sees).")
+      .def(
+          "rescale",
+          [needp](const PackedVector &c, int s) {
+            needp(c);
+            py::gil_scoped_release release;
+            return rescale(c, s);
+          },
+          py::arg("scale_bits"))
+      .def("add", packed_add, py::arg("other"), py::arg("precision") = kDefaultPrecision,
+           "Slot-wise sum with a packed array of the same key and layout, a plaintext array or a scalar.")
+      .def("add_plain", packed_add, py::arg("x"), py::arg("precision") = kDefaultPrecision)
+      .def("add_scalar", packed_add, py::arg("x"), py::arg("precision") = kDefaultPrecision)
+      .def(
+          "mul_scalar",
+          [needp](const PackedVector &a, py::object x, int precision) {
+            needp(a);
+            check_precision(precision);
+            Scalar s = require_scalar(x, "the factor");
+            py::gil_scoped_release release;
+            return s.is_int ? mul_scalar_int(a, s.i) : mul_scalar_real(a, s.d, precision);
+          },
+          py::arg("x"), py::arg("precision") = kDefaultPrecision, "Multiply every slot by one int or float.")
+      .def("mul_plain", [](const PackedVector &, py::object, int) -> PackedVector { throw py::type_error(kPackedMulPlain); },
+           py::arg("x"), py::arg("precision") = kDefaultPrecision, "Not possible on packed data: raises TypeError.")
+      .def("negate",
+           [needp](const PackedVector &a) {
+             needp(a);
+             py::gil_scoped_release release;
+             return negate(a);
+           })
+      .def("sum", [](const PackedVector &) -> PackedVector {
+             throw py::type_error("summing the slots of one packed array is not possible homomorphically (slots "
+                                  "cannot be moved); add packed arrays together, or decrypt and sum");
+           })
+      .def("__add__", [packed_add](const PackedVector &a, py::object o) { return packed_add(a, o, kDefaultPrecision); })
+      .def("__radd__",
+           [packed_add](const PackedVector &a, py::object o) -> py::object {
+             if (PyLong_Check(o.ptr()) && pylong_to_mpz(o) == 0) return py::cast(a);  // sum() starts at 0
+             return packed_add(a, o, kDefaultPrecision);
+           })
+      .def("__sub__",
+           [packed_add, needp](const PackedVector &a, py::object o) -> py::object {
+             needp(a);
+             if (py::isinstance<PackedVector>(o)) {
+               const PackedVector &b = needp(o.cast<const PackedVector &>());
+               py::gil_scoped_release release;
+               return py::cast(add(a, negate(b)));
+             }
+             Scalar sc;
+             if (to_scalar(o, sc)) return packed_add(a, sc.is_int ? mpz_to_py(mpz_class(-sc.i)) : py::object(py::float_(-sc.d)),
+                                                      kDefaultPrecision);
+             if (py::isinstance<CiphertextVector>(o) || py::isinstance<Ciphertext>(o))
+               throw py::type_error("cannot mix packed and unpacked Paillier ciphertexts");
+             py::array arr = py::array::ensure(o);
+             if (!arr) throw py::type_error("the plaintext subtrahend must be array-like");
+             if (arr.dtype().kind() == 'O')
+               return packed_add(a, py::module_::import("numpy").attr("array")(
+                                        py::module_::import("builtins").attr("list")(
+                                            py::module_::import("builtins").attr("map")(
+                                                py::module_::import("operator").attr("neg"), arr.attr("ravel")())),
+                                        "object"),
+                                 kDefaultPrecision);
+             return packed_add(a, py::module_::import("numpy").attr("negative")(arr), kDefaultPrecision);
+           })
+      .def("__rsub__",
+           [packed_add, needp](const PackedVector &a, py::object o) -> py::object {
+             PackedVector n;
+             {
+               py::gil_scoped_release release;
+               n = negate(needp(a));
+             }
+             return packed_add(n, o, kDefaultPrecision);
+           })
+      .def("__mul__",
+           [needp](const PackedVector &a, py::object o) -> py::object {
+             needp(a);
+             if (py::isinstance<PackedVector>(o) || py::isinstance<CiphertextVector>(o) || py::isinstance<Ciphertext>(o))
+               throw py::type_error("Paillier ciphertexts cannot be multiplied together (only by plaintext scalars)");
+             Scalar s;
+             if (!to_scalar(o, s)) throw py::type_error(kPackedMulPlain);
+             py::gil_scoped_release release;
+             return py::cast(s.is_int ? mul_scalar_int(a, s.i) : mul_scalar_real(a, s.d));
+           })
+      .def("__rmul__",
+           [needp](const PackedVector &a, py::object o) -> py::object {
+             needp(a);
+             Scalar s;
+             if (!to_scalar(o, s)) throw py::type_error(kPackedMulPlain);
+             py::gil_scoped_release release;
+             return py::cast(s.is_int ? mul_scalar_int(a, s.i) : mul_scalar_real(a, s.d));
+           })
+      .def("__neg__",
+           [needp](const PackedVector &a) {
+             needp(a);
+             py::gil_scoped_release release;
+             return negate(a);
+           })
+      .def("to_bytes", [needp](const PackedVector &c) { return py::bytes(to_bytes(needp(c))); })
+      .def_static(
+          "from_bytes",
+          [](const PKPtr &pk, py::bytes b) {
+            std::string s(b);
+            py::gil_scoped_release release;
+            return packed_vector_from_bytes(pk, s);
+          },
+          py::arg("public_key"), py::arg("data"))
+      .def("__repr__",
+           [](const PackedVector &c) {
+             std::ostringstream s;
+             s << "<PaillierPackedArray of " << c.length << " values in " << c.values.size() << " ciphertexts ("
+               << c.slots << " slots of " << c.slot_bits << " bits), scale 2^-" << c.scale_bits << ", bound 2^"
+               << bits_str(c.bound) << ">";
+             return s.str();
+           })
+      .def("__reduce__", [needp](py::object self) {
+        const PackedVector &c = needp(self.cast<const PackedVector &>());
         return py::make_tuple(py::type::of(self), py::make_tuple(mutable_pk(c.pk), py::bytes(to_bytes(c))));
       });
 }

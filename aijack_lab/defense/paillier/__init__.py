@@ -9,10 +9,12 @@ gradients that the server aggregates without a key. The arithmetic runs in the C
 """
 from .keys import (
     DEFAULT_PRECISION,
+    DEFAULT_SLOT_BITS,
     PaillierCipherArray,
     PaillierCipherText,
     PaillierKeyGenerator,
     PaillierKeySizeWarning,
+    PaillierPackedArray,
     PaillierPublicKey,
     PaillierSecretKey,
     get_num_threads,
@@ -27,10 +29,12 @@ __all__ = [
     "PaillierSecretKey",
     "PaillierCipherText",
     "PaillierCipherArray",
+    "PaillierPackedArray",
     "PaillierTensor",
     "PaillierGradientClientManager",
     "PaillierKeySizeWarning",
     "DEFAULT_PRECISION",
+    "DEFAULT_SLOT_BITS",
     "get_num_threads",
     "set_num_threads",
 ]

@@ -11,6 +11,17 @@ scales exactly; multiplying by a float scalar adds that scalar's fractional bits
 ``precision``, trailing zero bits dropped), so ``ct * 0.5`` costs one bit. NaN/inf and
 out-of-range values raise ``ValueError``; a decryption that falls outside the plaintext range
 raises ``OverflowError``; ciphertexts of different keys never mix (``ValueError``).
+
+Packing (``pk.encrypt_array(x, pack=True, slot_bits=128)``, a ``PaillierPackedArray``): several
+values per ciphertext in signed ``slot_bits``-bit slots (BatchCrypt / FATE style), i.e.
+``(bits - 3) // slot_bits`` values per ciphertext (15 at 2048 bits with 128-bit slots). Sums,
+plaintext sums, products by one int/float scalar and negation act slot-wise; each array tracks a
+proven bound on every slot and an op that could overflow a slot raises ``OverflowError`` before it
+runs. Elementwise ``ct * vector`` is impossible on packed data and raises ``TypeError``.
+
+CRT encryption: a holder of the secret key may call ``sk.encrypt(x)`` / ``sk.encrypt_array(x,
+pack=...)``: the same ciphertexts as the public-key path, with the randomness power computed mod
+p^2 and q^2 from half-size tables.
 """
 import numbers
 import warnings
@@ -24,7 +35,9 @@ PaillierPublicKey = _P.PaillierPublicKey
 PaillierSecretKey = _P.PaillierSecretKey
 PaillierCipherText = _P.PaillierCipherText
 PaillierCipherArray = _P.PaillierCipherArray
+PaillierPackedArray = _P.PaillierPackedArray
 DEFAULT_PRECISION: int = _P.DEFAULT_PRECISION
+DEFAULT_SLOT_BITS: int = _P.DEFAULT_SLOT_BITS
 MIN_KEY_BITS = 512
 MAX_KEY_BITS = 4096
 

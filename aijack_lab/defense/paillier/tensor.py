@@ -9,6 +9,13 @@ plaintext tensors, arrays and scalars (never two ciphertexts); negation; ``sum``
 (``__torch_function__``): ``torch.add``, ``torch.sub``, ``torch.mul``, ``torch.div``,
 ``torch.neg``, ``torch.sum``, ``torch.reshape``, ``torch.flatten`` and the ``Tensor`` operators,
 so ``tensor + ptensor`` and ``tensor * ptensor`` work.
+
+``PaillierTensor.encrypt(pk, x, packed=True)`` packs ``pk.packed_slots(slot_bits)`` values per
+ciphertext (a ``PaillierPackedArray``): ``+``/``-`` with packed tensors of the same shape and key,
+plaintext tensors/scalars, ``*``/``/`` by one scalar, negation, reshape and decryption work
+slot-wise; indexing, broadcasting a packed operand, ``sum`` and ``* tensor`` need one ciphertext
+per value and raise ``TypeError`` (use ``packed=False``). Passing the secret key instead of the
+public key to ``encrypt`` uses CRT encryption.
 """
 import numbers
 from typing import Optional, Sequence, Tuple
@@ -16,7 +23,17 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .keys import DEFAULT_PRECISION, PaillierCipherArray, PaillierCipherText, PaillierPublicKey, PaillierSecretKey
+from .keys import (
+    DEFAULT_PRECISION,
+    DEFAULT_SLOT_BITS,
+    PaillierCipherArray,
+    PaillierCipherText,
+    PaillierPackedArray,
+    PaillierPublicKey,
+    PaillierSecretKey,
+)
+
+_PACKED_HINT = "; encrypt with packed=False for per-value ciphertexts"
 
 
 def _as_plain(x) -> np.ndarray:
@@ -53,7 +70,7 @@ class PaillierTensor:
     __array_ufunc__ = None  # numpy defers to our reflected operators (ndarray + PaillierTensor)
 
     def __init__(self, data, shape: Optional[Sequence[int]] = None):
-        if isinstance(data, PaillierCipherArray):
+        if isinstance(data, (PaillierCipherArray, PaillierPackedArray)):
             shape = (len(data),) if shape is None else tuple(int(s) for s in shape)
             if int(np.prod(shape, dtype=np.int64)) != len(data):
                 raise ValueError(f"shape {shape} does not hold {len(data)} ciphertexts")
@@ -81,12 +98,23 @@ class PaillierTensor:
 
     # -- construction / decryption ---------------------------------------------------------------
     @classmethod
-    def encrypt(cls, public_key: PaillierPublicKey, x, precision: int = DEFAULT_PRECISION) -> "PaillierTensor":
-        """Encrypt a tensor/array/list elementwise (ints exactly, floats with ``precision`` bits)."""
-        if not isinstance(public_key, PaillierPublicKey):
-            raise TypeError(f"public_key must be a PaillierPublicKey, got {type(public_key).__name__}")
+    def encrypt(cls, public_key, x, precision: int = DEFAULT_PRECISION, packed: bool = False,
+                slot_bits: int = DEFAULT_SLOT_BITS) -> "PaillierTensor":
+        """Encrypt a tensor/array/list elementwise (ints exactly, floats with ``precision`` bits).
+
+        ``public_key`` may be a ``PaillierSecretKey`` (CRT encryption, same ciphertexts).
+        ``packed=True`` packs several values per ciphertext in ``slot_bits``-bit slots.
+        """
+        if not isinstance(public_key, (PaillierPublicKey, PaillierSecretKey)):
+            raise TypeError(f"public_key must be a PaillierPublicKey (or a PaillierSecretKey for CRT encryption), "
+                            f"got {type(public_key).__name__}")
+        if not isinstance(packed, bool):
+            raise TypeError(f"packed must be a bool, got {type(packed).__name__}")
+        if isinstance(slot_bits, bool) or not isinstance(slot_bits, numbers.Integral) or slot_bits < 1:
+            raise ValueError(f"slot_bits must be a positive int, got {slot_bits!r}")
         arr = _as_plain(x)
-        return cls(public_key.encrypt_array(np.ascontiguousarray(arr).reshape(-1), precision), arr.shape)
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        return cls(public_key.encrypt_array(flat, precision, pack=packed, slot_bits=int(slot_bits)), arr.shape)
 
     def decrypt(self, sk: PaillierSecretKey, device="cpu", dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """The plaintexts as a float tensor of this shape (``dtype`` defaults to torch's default)."""
@@ -138,19 +166,36 @@ class PaillierTensor:
         return self._data.nbytes
 
     @property
-    def cipher_array(self) -> PaillierCipherArray:
-        """The flat core array (C order)."""
+    def cipher_array(self):
+        """The flat core array (C order): a PaillierCipherArray, or a PaillierPackedArray when packed."""
         return self._data
 
+    @property
+    def packed(self) -> bool:
+        """True when several values share each ciphertext (``encrypt(..., packed=True)``)."""
+        return isinstance(self._data, PaillierPackedArray)
+
+    @property
+    def slots(self) -> int:
+        """Values per ciphertext (1 when not packed)."""
+        return self._data.slots if self.packed else 1
+
+    @property
+    def num_ciphertexts(self) -> int:
+        return self._data.num_ciphertexts if self.packed else len(self._data)
+
     def ciphertexts(self) -> np.ndarray:
-        """The raw ciphertexts as Python ints (what the server sees), in an object array."""
-        out = np.empty(len(self._data), dtype=object)
-        out[:] = self._data.values()
-        return out.reshape(self._shape)
+        """The raw ciphertexts as Python ints (what the server sees), in an object array (of this
+        shape; flat, one per ciphertext, when packed)."""
+        values = self._data.values()
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out if self.packed else out.reshape(self._shape)
 
     def __repr__(self) -> str:
+        packing = f", packed {self.slots} per ciphertext" if self.packed else ""
         return (f"PaillierTensor(shape={tuple(self._shape)}, key={self.public_key.bits}-bit, "
-                f"scale=2^-{self.scale_bits})")
+                f"scale=2^-{self.scale_bits}{packing})")
 
     # -- shape ops -----------------------------------------------------------------------------------
     def _index_grid(self) -> np.ndarray:
@@ -160,6 +205,9 @@ class PaillierTensor:
         idx = np.asarray(idx, dtype=np.int64)
         if idx.ndim == len(self._shape) and idx.shape == tuple(self._shape) and np.array_equal(idx.ravel(), np.arange(idx.size)):
             return self
+        if self.packed:
+            raise TypeError("indexing, broadcasting or reducing along a dim is not possible on a packed "
+                            "PaillierTensor (values cannot move between slots)" + _PACKED_HINT)
         return PaillierTensor(self._data.take(np.ascontiguousarray(idx).reshape(-1)), idx.shape)
 
     def reshape(self, *shape) -> "PaillierTensor":
@@ -188,6 +236,8 @@ class PaillierTensor:
             yield self[i]
 
     def item(self) -> PaillierCipherText:
+        if self.packed:
+            raise TypeError("a packed PaillierTensor has no per-value ciphertext" + _PACKED_HINT)
         if len(self._data) != 1:
             raise ValueError("only one-element PaillierTensors can be converted to a ciphertext")
         return self._data[0]
@@ -213,6 +263,8 @@ class PaillierTensor:
         if isinstance(other, PaillierTensor):
             if op != "add":
                 raise TypeError("Paillier ciphertexts cannot be multiplied together (only by plaintexts)")
+            if self.packed != other.packed:
+                raise TypeError("cannot mix packed and unpacked PaillierTensors")
             shape = np.broadcast_shapes(self._shape, other._shape)
             a, b = self._broadcast_to(shape), other._broadcast_to(shape)
             return PaillierTensor(a._data.add(b._data), shape)
@@ -225,6 +277,9 @@ class PaillierTensor:
         plain = _as_plain(other)
         if plain.ndim == 0:
             return self._binary(plain.item(), op, precision)
+        if self.packed and op != "add":
+            raise TypeError("elementwise multiplication by a tensor is not possible on a packed PaillierTensor "
+                            "(all slots of a ciphertext share one factor)" + _PACKED_HINT)
         shape = np.broadcast_shapes(self._shape, plain.shape)
         a = self._broadcast_to(shape)
         flat = np.ascontiguousarray(np.broadcast_to(plain, shape)).reshape(-1)
@@ -289,6 +344,9 @@ class PaillierTensor:
 
     def sum(self, dim=None, keepdim: bool = False) -> "PaillierTensor":
         """Sum of all entries (a 0-d PaillierTensor), or along ``dim``."""
+        if self.packed:
+            raise TypeError("sum is not possible on a packed PaillierTensor (values cannot move between "
+                            "slots); add packed tensors together, or decrypt and sum" + _PACKED_HINT)
         if dim is None:
             out = PaillierTensor(PaillierCipherArray.from_ciphertexts([self._data.sum()]), ())
             return out.reshape((1,) * len(self._shape)) if keepdim else out

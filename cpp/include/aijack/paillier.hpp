@@ -139,6 +139,10 @@ class PublicKey {
   mutable std::atomic<std::uint64_t> encryptions_{0};
 };
 
+// A fixed-base windowed table for base^a mod `modulus`, a of at most `exp_bits` bits (defined in
+// paillier.cpp): used by SecretKey for CRT encryption.
+struct FixedBaseTable;
+
 class SecretKey {
  public:
   // p, q: the primes with p * q == pk->n() (checked).
@@ -152,13 +156,25 @@ class SecretKey {
   mpz_class decrypt(const mpz_class &c) const { return pk_->decode(raw_decrypt(c)); }  // signed
   std::vector<mpz_class> decrypt_batch(const std::vector<mpz_class> &c, int threads = 0) const;  // signed
 
+  // CRT encryption for a holder of the secret key: the same ciphertext distribution as
+  // PublicKey::encrypt (hs^a with a of randomness_bits() bits), but hs^a is computed mod p^2 and
+  // mod q^2 from two half-size fixed-base tables (built on first use) and recombined. The result
+  // decrypts with any path, and PublicKey ciphertexts decrypt here alike.
+  mpz_class encrypt(const mpz_class &m) const;                                             // signed m
+  std::vector<mpz_class> encrypt_batch(const std::vector<mpz_class> &m, int threads = 0) const;  // signed
+  void precompute() const;  // builds the CRT tables now
+
   // Serialization: "AJSK" v1 | public key bytes | p | q | checksum.
   std::string to_bytes() const;
   static std::shared_ptr<SecretKey> from_bytes(const std::string &data);
 
  private:
+  void crt_mask_into(mpz_t out, const unsigned char *random, mpz_t xp, mpz_t xq, mpz_t tmp) const;
+
   std::shared_ptr<const PublicKey> pk_;
-  mpz_class p_, q_, p2_, q2_, pm1_, qm1_, hp_, hq_, q_inv_p_;
+  mpz_class p_, q_, p2_, q2_, pm1_, qm1_, hp_, hq_, q_inv_p_, q2_inv_p2_;
+  mutable std::once_flag crt_once_;
+  mutable std::shared_ptr<const FixedBaseTable> tp_, tq_;  // hs mod p^2, hs mod q^2
 };
 
 struct KeyPair {
@@ -224,6 +240,58 @@ CiphertextVector mul_scalar_real(const CiphertextVector &a, double x, int precis
 CiphertextVector mul_scalar_int(const CiphertextVector &a, const mpz_class &k, int threads = 0);
 CiphertextVector negate(const CiphertextVector &a, int threads = 0);
 Ciphertext sum(const CiphertextVector &a, int threads = 0);
+
+// ---- packed (slot) encoding -----------------------------------------------------------------
+// Several signed integers per ciphertext, as BatchCrypt (Zhang et al., USENIX ATC 2020) and FATE
+// do: value i goes to ciphertext i / slots, slot i % slots, and a ciphertext's plaintext is the
+// signed integer M = sum_j v_j 2^(slot_bits * j) (negative slots borrow from the next one; decoding
+// takes centred residues mod 2^slot_bits from the bottom up, which undoes the borrows). Every op is
+// linear, so it acts slot-wise: ct+ct, ct+plain vector, ct*scalar (one scalar for all), negation.
+// `bound` is a proven bound on |v_j| of every slot, tracked through each op; an op whose bound
+// could exceed slot_limit = 2^(slot_bits-1) - 1 throws std::overflow_error before doing anything,
+// so a slot never silently wraps into its neighbour. slots = floor((bits(n) - 3) / slot_bits) keeps
+// |M| below max_int. Elementwise ct*vector is impossible on packed data (it would need a different
+// factor per slot) and is not offered.
+constexpr unsigned kDefaultSlotBits = 128;
+constexpr unsigned kMinSlotBits = 8;
+
+struct PackedVector {
+  std::shared_ptr<const PublicKey> pk;
+  std::vector<mpz_class> values;  // ceil(length / slots) ciphertexts
+  std::size_t length = 0;         // packed values (the last ciphertext's spare slots hold 0)
+  unsigned slot_bits = 0, slots = 0;
+  int scale_bits = 0;             // value = slot integer / 2^scale_bits
+  mpz_class bound;                // |slot integer| <= bound for every slot
+};
+
+// Slots per ciphertext for this key; std::invalid_argument when slot_bits is out of
+// [kMinSlotBits, bits(n) - 3].
+unsigned packed_slots(const PublicKey &pk, unsigned slot_bits);
+// 2^(slot_bits-1) - 1: the largest slot magnitude.
+mpz_class packed_slot_limit(unsigned slot_bits);
+// Encrypt signed integers already at `scale_bits` (sk: CRT encryption, else public-key encryption).
+PackedVector encrypt_packed_ints(std::shared_ptr<const PublicKey> pk, const std::vector<mpz_class> &m,
+                                 unsigned slot_bits, int scale_bits = 0, int threads = 0,
+                                 const SecretKey *sk = nullptr);
+PackedVector encrypt_packed_reals(std::shared_ptr<const PublicKey> pk, const double *x, std::size_t n,
+                                  unsigned slot_bits, int precision = kDefaultPrecision, int threads = 0,
+                                  const SecretKey *sk = nullptr);
+// The exact slot integers (at the vector's scale); std::overflow_error if a slot is outside its
+// bound or the spare bits are not zero (tampered data, another key).
+std::vector<mpz_class> decrypt_packed_slots(const SecretKey &sk, const PackedVector &c, int threads = 0);
+std::vector<double> decrypt_packed_reals(const SecretKey &sk, const PackedVector &c, int threads = 0);
+std::vector<mpz_class> decrypt_packed_ints(const SecretKey &sk, const PackedVector &c, int threads = 0);  // rounded
+PackedVector rescale(const PackedVector &c, int to_scale_bits, int threads = 0);
+PackedVector add(const PackedVector &a, const PackedVector &b, int threads = 0);
+PackedVector add_plain_ints(const PackedVector &a, const std::vector<mpz_class> &m, int threads = 0);
+PackedVector add_plain_reals(const PackedVector &a, const double *x, std::size_t n, int precision = kDefaultPrecision,
+                             int threads = 0);
+PackedVector mul_scalar_int(const PackedVector &a, const mpz_class &k, int threads = 0);
+PackedVector mul_scalar_real(const PackedVector &a, double x, int precision = kDefaultPrecision, int threads = 0);
+PackedVector negate(const PackedVector &a, int threads = 0);
+// "AJPV" v1 | fingerprint | length | slot_bits | scale | bound | ciphertexts | checksum.
+std::string to_bytes(const PackedVector &c);
+PackedVector packed_vector_from_bytes(std::shared_ptr<const PublicKey> pk, const std::string &data);
 
 // Serialization of ciphertexts: "AJCT"/"AJCV" v1 | key fingerprint | scale | fixed-width values |
 // checksum. Parsing checks the fingerprint against `pk`, the checksum and each value's group
