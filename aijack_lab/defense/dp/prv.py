@@ -22,9 +22,11 @@ the mesh ``h = ε_err / sqrt(K/2 · log(12/δ_err))`` makes that ≤ δ_err/6. S
 in [0, 1] and increasing in y, the discrete curve δ̂ then satisfies
 ``δ(ε + ε_err) - δ_err ≤ δ̂(ε) ≤ δ(ε - ε_err) + δ_err`` provided truncation of the steps (≤ δ_err/6
 in total, counted twice) and of the composition (the wrap-around of the FFT, ≤ δ_err/3) fit in the
-rest of δ_err. ``L`` is chosen from Chernoff bounds that need no numerics: the upper tail from the
-RDP of the step (``E[e^((α-1)Y)] = e^((α-1) D_α)``), the lower tail from ``E[e^(-Y)] = 1``, which
-gives ``P(Y ≤ -t) ≤ e^(-t)`` for any PRV and any composition. Hence the reported values:
+rest of δ_err. ``L`` comes from tail bounds: for the composition, Chernoff bounds on the RDP of the
+steps (the RDP is the PRV's log-moment generating function, ``E[e^((α-1)Y)] = e^((α-1) D_α)``); for
+each step, the exact CDF. Not in the bound (as in the paper): floating-point round-off of the FFT
+power (~1e-16 · K per Fourier coefficient) and of the Simpson rule for the mean shift. Hence the
+reported values:
 
 - ``get_epsilon(δ)`` = ``ε̂(δ - δ_err) + ε_err``, an upper bound on the true ε (what DP-SGD needs),
 - ``get_epsilon_bounds(δ)`` = (``ε̂(δ + δ_err) - ε_err``, ``ε̂(δ)``, upper).
