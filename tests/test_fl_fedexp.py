@@ -68,3 +68,26 @@ def test_bad_input():
         FedEXPServer(clients, torch.nn.Linear(2, 1), server_side_update=False)
     with pytest.raises(ValueError, match="weights"):
         FedEXPServer(clients, torch.nn.Linear(2, 1), weight=[1.0])
+
+
+def test_evaluation_model_is_the_mean_of_the_last_two_iterates(digits):
+    _, server = _run(digits, FedEXPServer, rounds=2)
+    w_t = [p.detach().clone() for p in server.server_model.parameters()]
+    w_prev = server.previous_parameters
+    assert w_prev is not None and any(not torch.equal(a, b) for a, b in zip(w_t, w_prev))
+    averaged = server.evaluation_model()
+    assert averaged is not server.server_model
+    for p, a, b in zip(averaged.parameters(), w_t, w_prev):
+        torch.testing.assert_close(p.detach(), (a + b) / 2, rtol=0, atol=1e-7)
+    # training continues from w_t, untouched by the evaluation copy
+    assert all(torch.equal(p.detach(), a) for p, a in zip(server.server_model.parameters(), w_t))
+    _, last = _run(digits, lambda *a, **k: FedEXPServer(*a, average_last_two=False, **k), rounds=2)
+    assert last.evaluation_model() is last.server_model
+
+
+def test_validation_accuracy_uses_the_evaluation_model(digits):
+    from aijack_lab.utils.metrics import evaluate_accuracy
+
+    X, y, Xt, yt = digits
+    accs, server = _run(digits, FedEXPServer, rounds=3)
+    assert accs[-1] == evaluate_accuracy(server.evaluation_model(), (Xt, yt))

@@ -1,9 +1,11 @@
 """Write a notebook from a percent-format script (``# %%`` code cells, ``# %% [markdown]`` markdown cells).
 
-Usage: python tools/write_notebook.py notebooks/src/attack_evasion.py notebooks/attack_evasion.ipynb
+Usage: python tools/write_notebook.py notebooks/src/attack_evasion.py [notebooks/attack_evasion.ipynb]
+(the output defaults to notebooks/<name>.ipynb next to src/).
 The notebooks are committed without outputs; their sources live in notebooks/src/ so that
 sections can be edited as plain text (tests/test_notebooks_in_sync.py checks both agree).
 """
+import os
 import re
 import sys
 
@@ -40,4 +42,8 @@ def main(src: str, dst: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) not in (2, 3) or sys.argv[1] in ("-h", "--help"):
+        sys.exit(__doc__)
+    src = sys.argv[1]
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(src))), os.path.basename(src)[:-3] + ".ipynb")
+    main(src, sys.argv[2] if len(sys.argv) == 3 else default)

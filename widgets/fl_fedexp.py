@@ -40,7 +40,8 @@ class FedEXPPanel(Panel):
     description = (
         "The server moves the global model η_g times the mean client update, with "
         "η_g = max(1, Σ‖Δ_i‖² / (2M(‖Δ̄‖² + ε))): large when clients' updates disagree, 1 (FedAVG) when they "
-        "agree. The panel runs FedEXP and FedAVG on the same clients."
+        "agree. FedEXP's accuracy is that of the mean of its last two global models (its iterates oscillate). "
+        "The panel runs FedEXP and FedAVG on the same clients."
     )
     reference = "Jhunjhunwala, Wang, Joshi. FedExP: Speeding Up Federated Averaging via Extrapolation. ICLR 2023."
     params = (

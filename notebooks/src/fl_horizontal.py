@@ -140,7 +140,10 @@ assert all(abs(v - 0.6931) < 1e-3 for v in contrastive[0])
 #
 # `FedEXPServer` moves the global model η_g times the mean client update, with
 # η_g = max(1, Σ‖Δ_i‖² / (2M(‖Δ̄‖² + ε))). When non-IID clients pull in different directions the mean
-# update is short and the server extrapolates. Eight clients, plain local SGD:
+# update is short and the server extrapolates. Extrapolated steps oscillate around the optimum, so
+# (as in the paper) the accuracy reported is that of the mean of the last two global models,
+# `server.evaluation_model()`; `FedEXPServer(..., average_last_two=False)` reports the last one.
+# Eight clients, plain local SGD:
 
 # %%
 from aijack_lab.collaborative import FedEXPServer

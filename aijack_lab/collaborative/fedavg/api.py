@@ -76,7 +76,10 @@ class FedAVGAPI(BaseFedAPI):
     def evaluate(self) -> Optional[float]:
         if self.validation_dataloader is None:
             return None
-        return evaluate_accuracy(self.server.server_model, self.validation_dataloader)
+        # a server may evaluate another model than the one it trains (FedEXP: the last two iterates' mean)
+        evaluation_model = getattr(self.server, "evaluation_model", None)
+        model = evaluation_model() if callable(evaluation_model) else self.server.server_model
+        return evaluate_accuracy(model, self.validation_dataloader)
 
     def run(self):
         # every client starts from the global model

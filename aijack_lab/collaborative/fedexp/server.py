@@ -1,4 +1,5 @@
 """FedEXP server: FedAVG with an adaptive, extrapolated global step size."""
+import copy
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -20,8 +21,13 @@ class FedEXPServer(FedAVGServer):
     the clients' ``lr`` (as for FedAVG). FedEXP updates the global model itself, so it needs
     ``server_side_update=True``.
 
+    Extrapolated steps make the iterates oscillate around the optimum, so, as the paper does, the
+    model to evaluate (``evaluation_model()``, used by ``FedAVGAPI``'s validation) is the mean of
+    the last two global models, ``(w_t + w_{t-1}) / 2``; training always continues from ``w_t``.
+
     Args:
         epsilon: the ε of the step size (keeps it bounded when ``Δ̄`` is tiny).
+        average_last_two: evaluate ``(w_t + w_{t-1}) / 2`` (default) rather than ``w_t``.
         Others as ``FedAVGServer``.
     """
 
@@ -32,6 +38,7 @@ class FedEXPServer(FedAVGServer):
         server_id: int = 0,
         lr: float = 0.1,
         epsilon: float = 1e-3,
+        average_last_two: bool = True,
         optimizer_type: str = "sgd",
         server_side_update: bool = True,
         optimizer_kwargs: Optional[Dict] = None,
@@ -47,6 +54,18 @@ class FedEXPServer(FedAVGServer):
         self.epsilon = check_positive("epsilon", epsilon, allow_zero=True)
         self.eta_g: Optional[float] = None
         self.eta_history: List[float] = []
+        self.average_last_two = bool(average_last_two)
+        self.previous_parameters: Optional[List[torch.Tensor]] = None
+
+    def evaluation_model(self) -> torch.nn.Module:
+        """The model to evaluate: ``(w_t + w_{t-1}) / 2`` after a round (a copy), else ``w_t`` itself."""
+        if not self.average_last_two or self.previous_parameters is None:
+            return self.server_model
+        model = copy.deepcopy(self.server_model)
+        with torch.no_grad():
+            for p, prev in zip(model.parameters(), self.previous_parameters):
+                p.add_(prev.to(p.dtype)).mul_(0.5)
+        return model
 
     @staticmethod
     def _sqnorm(tensors) -> float:
@@ -64,6 +83,7 @@ class FedEXPServer(FedAVGServer):
         self.eta_g = self.extrapolation_step(deltas, self.last_weights)
         self.eta_history.append(self.eta_g)
         mean = self.aggregate(deltas, self.last_weights)
+        self.previous_parameters = [p.detach().clone() for p in self.server_model.parameters()]
         self.aggregated_gradients = [d / self.lr for d in mean]
         with torch.no_grad():
             for p, d in zip(self.server_model.parameters(), mean):
