@@ -120,6 +120,30 @@ def test_add_or_remove_is_the_max_of_both():
     assert add < remove  # for Poisson-subsampled Gaussian DP-SGD the removal pair dominates here
 
 
+def test_noise_multiplier_search_is_conservative_and_tighter_than_rdp():
+    q, steps, delta = 0.04, 1000, 1e-5
+    acc = PRVAccountant()
+    acc.add_step_info({"sigma": 3.0}, 0.5, 7)  # recorded steps must not affect (or be changed by) the search
+    rdp = GeneralMomentAccountant()
+    for target in (1.0, 4.0):
+        sigma = acc.get_noise_multiplier("sigma", target, delta, q, None, noise_multiplier_precision=0.01, num_steps=steps)
+        assert prv(sigma, q, steps).get_epsilon(delta) <= target
+        assert prv(sigma - 0.01, q, steps).get_epsilon(delta) > target  # within the precision of the smallest
+        # PRV is tighter, so it needs less noise than RDP for the same target
+        assert sigma < rdp.get_noise_multiplier("sigma", target, delta, q, None, num_steps=steps)
+    assert acc.steps_info == [({"sigma": 3.0}, 0.5, 7)]
+    with pytest.raises(ValueError, match="noise_multiplier_key"):
+        acc.get_noise_multiplier("b", 1.0, delta, q, 1)
+
+
+def test_runs_of_equal_steps_are_merged():
+    acc = PRVAccountant()
+    for _ in range(300):
+        acc.add_step_info({"sigma": 1.2}, 0.02, 1)  # DP-SGD: one step per lot
+    assert acc.steps_info == [({"sigma": 1.2}, 0.02, 300)] and acc.noise_type == "Gaussian"
+    assert acc.get_epsilon(1e-5) == prv(1.2, 0.02, 300).get_epsilon(1e-5)
+
+
 def test_no_steps_and_reset():
     acc = PRVAccountant()
     assert acc.get_epsilon(1e-5) == 0.0

@@ -192,6 +192,7 @@ class PRVAccountant:
         if neighboring not in NEIGHBORING:
             raise ValueError(f"neighboring must be one of {list(NEIGHBORING)}, got {neighboring!r}")
         self.neighboring = neighboring
+        self.noise_type = "Gaussian"  # what DP-SGD code asks of an accountant
         self.steps_info: List[Tuple[Dict[str, float], float, int]] = []
         self._cache: Dict[tuple, tuple] = {}
         self.last_grid: Dict[str, float] = {}
@@ -207,7 +208,12 @@ class PRVAccountant:
         check_positive("noise_params['sigma']", noise_params["sigma"])
         q = check_probability("sampling_rate", sampling_rate)
         check_positive_int("num_steps", num_steps, allow_zero=True)
-        self.steps_info.append(({"sigma": float(noise_params["sigma"])}, q, int(num_steps)))
+        sigma = float(noise_params["sigma"])
+        # merge runs of equal steps, as DP-SGD adds one step per lot
+        if self.steps_info and self.steps_info[-1][0]["sigma"] == sigma and self.steps_info[-1][1] == q:
+            self.steps_info[-1] = (self.steps_info[-1][0], q, self.steps_info[-1][2] + int(num_steps))
+        else:
+            self.steps_info.append(({"sigma": sigma}, q, int(num_steps)))
 
     @property
     def num_steps(self) -> int:
@@ -343,6 +349,59 @@ class PRVAccountant:
             val = float(a[m] - math.exp(e) * b[m]) if m < y.size else 0.0
             out = max(out, val)
         return min(1.0, max(out, 0.0) + delta_error)
+
+    def get_noise_multiplier(
+        self,
+        noise_multiplier_key: str,
+        target_epsilon: float,
+        target_delta: float,
+        sampling_rate: float,
+        num_iterations: Optional[float],
+        noise_multiplier_min: float = 0.0,
+        noise_multiplier_max: float = 10.0,
+        noise_multiplier_precision: float = 0.01,
+        num_steps: Optional[int] = None,
+    ) -> float:
+        """The smallest σ (within ``noise_multiplier_precision``) whose upper ε is ≤ ``target_epsilon``.
+
+        Same arguments as ``GeneralMomentAccountant.get_noise_multiplier`` (``num_iterations`` counts
+        epochs: steps = ``int(num_iterations / sampling_rate)``, or pass ``num_steps=``). Bisection that
+        only returns a σ it evaluated with ε ≤ target; a σ too small to account for (its loss or grid is
+        out of range) counts as missing the target. The recorded steps are left unchanged.
+        """
+        if noise_multiplier_key != "sigma":
+            raise ValueError(f"noise_multiplier_key must be 'sigma', got {noise_multiplier_key!r}")
+        target_epsilon = check_positive("target_epsilon", target_epsilon)
+        delta = check_probability("target_delta", target_delta, allow_one=False)
+        q = check_probability("sampling_rate", sampling_rate)
+        if num_steps is None:
+            check_positive("num_iterations", num_iterations)
+            num_steps = int(num_iterations / q)
+        num_steps = check_positive_int("num_steps", num_steps)
+        lo = check_positive("noise_multiplier_min", noise_multiplier_min, allow_zero=True)
+        hi = check_positive("noise_multiplier_max", noise_multiplier_max)
+        precision = check_positive("noise_multiplier_precision", noise_multiplier_precision)
+        if hi <= lo:
+            raise ValueError(f"noise_multiplier_max must be > noise_multiplier_min, got {hi} <= {lo}")
+
+        def meets(sigma: float) -> bool:
+            probe = PRVAccountant(self.eps_error, self.delta_error, self.neighboring, self.max_points)
+            probe.add_step_info({"sigma": sigma}, q, num_steps)
+            try:
+                return probe.get_epsilon(delta) <= target_epsilon
+            except ValueError:  # the loss of so small a σ is beyond the grid: certainly not private enough
+                return False
+
+        while not meets(hi):
+            lo, hi = hi, 2.0 * hi
+            if hi > 1e7:
+                raise ValueError(f"no noise multiplier up to 1e7 reaches target_epsilon={target_epsilon} at target_delta={delta}")
+        if lo > 0 and meets(lo):
+            return lo
+        while hi - lo > precision:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if meets(mid) else (mid, hi)
+        return hi
 
     def __repr__(self):
         return f"PRVAccountant(eps_error={self.eps_error}, neighboring={self.neighboring!r}, steps={self.num_steps})"
