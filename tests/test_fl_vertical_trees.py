@@ -193,6 +193,8 @@ def test_secureboost_trees_equal_plaintext_trees(cancer):
     assert sec.describe_trees() == plain.describe_trees()
     assert any(n["party_id"] == 1 for t in sec.trees for n in t if not n["leaf"])  # the passive party splits too
     np.testing.assert_array_equal(sec.predict_proba(Xte), plain.predict_proba(Xte))
+    np.testing.assert_allclose(sec.predict_proba_from_parties([Xte[:, c] for c in cols]), sec.predict_proba(Xte),
+                               rtol=0, atol=1e-12)
     t = sec.timings
     assert t["encryptions"] == 3 * 150  # one ciphertext per row per tree (gradient and hessian packed)
     # several bin sums per decryption: far fewer decryptions than encrypted sums
@@ -282,3 +284,45 @@ def test_secureboost_equal_trees_with_missing_values_and_three_classes():
     assert any(n["party_id"] == 1 for t in sec.trees for n in t if not n["leaf"])
     np.testing.assert_array_equal(sec.predict_proba(X), plain.predict_proba(X))
     assert (sec.predict(X) == y).mean() > 0.9
+
+
+def test_prediction_from_parties_equals_joined_prediction_and_sends_only_bits(cancer):
+    Xtr, Xte, ytr, _ = cancer
+    parties = _parties(Xtr, COLS3)
+    clf = XGBoostClassifierAPI(2, 8, depth=3).fit(parties, ytr)
+    own = [Xte[:, c] for c in COLS3]
+    np.testing.assert_allclose(clf.predict_raw_from_parties(own), clf.predict_raw(Xte), rtol=0, atol=1e-12)
+    by_id = {2: own[2], 0: own[0], 1: own[1]}  # a mapping, in any order
+    np.testing.assert_allclose(clf.predict_proba_from_parties(by_id), clf.predict_proba(Xte), rtol=0, atol=1e-12)
+    # each party sent one bit per test row per record of its own that the trees use, nothing else
+    used = {pid: {n["record_id"] for t in clf.trees for n in t if not n["leaf"] and n["party_id"] == pid}
+            for pid in range(3)}
+    assert clf.last_prediction_bits == {pid: len(Xte) * len(r) for pid, r in used.items()}
+    assert sum(clf.last_prediction_bits.values()) > 0
+    # a party's answers: left iff its value <= the threshold of the record, in its own columns
+    p1 = parties[1]
+    feature, threshold, _ = p1.lookup_table[0]
+    np.testing.assert_array_equal(p1.answer_splits(own[1], [0])[:, 0], Xte[:, feature] <= threshold)
+
+
+def test_prediction_from_parties_multiclass_missing_values_and_bad_input():
+    X, y = load_iris(return_X_y=True)
+    X = X.copy()
+    X[::7, 2] = np.nan
+    ps = [XGBoostClient(X[:, :2], 3, [0, 1], 0, 1, 1.0, 32, True, 0),
+          XGBoostClient(X[:, 2:], 3, [2, 3], 1, 1, 1.0, 32, True, 0)]
+    clf = XGBoostClassifierAPI(3, 6, depth=3).fit(ps, y)
+    np.testing.assert_allclose(clf.predict_proba_from_parties([X[:, :2], X[:, 2:]]), clf.predict_proba(X),
+                               rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="one matrix per party"):
+        clf.predict_raw_from_parties([X[:, :2]])
+    with pytest.raises(ValueError, match="no columns for parties \\[1\\]"):
+        clf.predict_raw_from_parties({0: X[:, :2]})
+    with pytest.raises(ValueError, match="same rows"):
+        clf.predict_raw_from_parties([X[:, :2], X[:10, 2:]])
+    with pytest.raises(ValueError, match="this party's 2 columns"):
+        ps[0].answer_splits(X)
+    with pytest.raises(ValueError, match="not in party 0's lookup table"):
+        ps[0].answer_splits(X[:, :2], [10_000])
+    with pytest.raises(RuntimeError, match="fit"):
+        XGBoostClassifierAPI(3).predict_raw_from_parties([X[:, :2], X[:, 2:]])

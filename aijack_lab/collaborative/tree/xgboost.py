@@ -6,6 +6,7 @@ Guestrin 2016), with the published AIJack API:
     clf = XGBoostClassifierAPI(2, boosting_rounds=20, depth=3, learning_rate=0.3)
     clf.fit([p0, p1], y)
     proba = clf.predict_proba(x)   # x: all columns, in the global order of feature_ids
+    proba = clf.predict_proba_from_parties([x0_test, x1_test])  # each party answers for its columns
 
 Each party bins its columns by quantiles (``num_percentile_bin`` bins) and keeps the thresholds of
 its own splits in a lookup table; tree nodes only say which party and which record of its table.
@@ -94,6 +95,32 @@ class XGBoostClient:
     def lookup_table(self) -> List[tuple]:
         """This party's split records: (global feature id, threshold, missing goes left)."""
         return [(self.feature_ids[f], t, ml) for f, t, ml in self._party.lookup_table]
+
+    def answer_splits(self, x, record_ids: Optional[Sequence[int]] = None) -> np.ndarray:
+        """A party's answer in federated prediction: for each row of ``x`` (rows x THIS party's
+        columns, in the order of ``feature_ids``) and each asked record of its lookup table, whether
+        the row goes left (value <= threshold; a missing value goes the record's learned way).
+
+        Only these bits leave the party: its thresholds and feature values stay with it.
+        """
+        x = _as_matrix("x", x)
+        if x.shape[1] != len(self.feature_ids):
+            raise ValueError(f"x must hold this party's {len(self.feature_ids)} columns, got {x.shape[1]}")
+        if np.isinf(x).any():
+            raise ValueError("x contains an infinite value")
+        table = self._party.lookup_table
+        if record_ids is None:
+            record_ids = range(len(table))
+        record_ids = [int(r) for r in record_ids]
+        bad = [r for r in record_ids if not 0 <= r < len(table)]
+        if bad:
+            raise ValueError(f"record_ids {bad} are not in party {self.party_id}'s lookup table ({len(table)} records)")
+        out = np.empty((x.shape[0], len(record_ids)), dtype=bool)
+        for j, r in enumerate(record_ids):
+            f, threshold, missing_left = table[r]
+            col = x[:, f]
+            out[:, j] = np.where(np.isnan(col), bool(missing_left), col <= threshold)
+        return out
 
     def set_cost_constraint_map(self, constraints: Union[Mapping[int, float], Sequence[float]]) -> "XGBoostClient":
         """Attack budgets: an attacker may move feature j by at most ``constraints[j]`` (absolute, in
@@ -226,6 +253,68 @@ class XGBoostClassifierAPI:
 
     def predict(self, x) -> np.ndarray:
         return self.predict_proba(x).argmax(axis=1)
+
+    def predict_raw_from_parties(self, xs) -> np.ndarray:
+        """Margins computed as in a deployment: each party keeps its own columns and thresholds.
+
+        ``xs`` gives each party's columns for the same rows: a mapping ``{party_id: x_party}`` or a
+        sequence in the order of the fitted parties. The party holding the trees (which store only
+        owner and record ids) asks every party once for the left/right bits of its records used by
+        the trees (``XGBoostClient.answer_splits``) and walks the trees with them. Equals
+        ``predict_raw`` on the joined columns; ``last_prediction_bits`` counts the bits each party sent.
+        """
+        if self._booster is None:
+            raise RuntimeError("call fit(parties, y) before predicting")
+        by_id = {p.party_id: p for p in self.parties}
+        if isinstance(xs, Mapping):
+            columns = dict(xs)
+        else:
+            xs = list(xs)
+            if len(xs) != len(self.parties):
+                raise ValueError(f"xs must give one matrix per party ({len(self.parties)}), got {len(xs)}")
+            columns = {p.party_id: x for p, x in zip(self.parties, xs)}
+        missing = sorted(set(by_id) - set(columns))
+        unknown = sorted(set(columns) - set(by_id))
+        if missing or unknown:
+            raise ValueError(f"xs: no columns for parties {missing}" if missing else f"xs: unknown party ids {unknown}")
+        rows = {pid: _as_matrix(f"xs[{pid}]", x).shape[0] for pid, x in columns.items()}
+        if len(set(rows.values())) != 1:
+            raise ValueError(f"xs: every party must give the same rows, got row counts {rows}")
+        n = next(iter(rows.values()))
+        trees = self.trees
+        asked = {pid: sorted({nd["record_id"] for t in trees for nd in t if not nd["leaf"] and nd["party_id"] == pid})
+                 for pid in by_id}
+        answers, self.last_prediction_bits = {}, {}
+        for pid, records in asked.items():
+            bits = by_id[pid].answer_splits(columns[pid], records)
+            answers[pid] = {r: bits[:, j] for j, r in enumerate(records)}
+            self.last_prediction_bits[pid] = int(bits.size)
+        K = 1 if self.num_classes == 2 else self.num_classes
+        margins = np.full((n, K), self.init_value)
+        rows_idx = np.arange(n)
+        for tree in trees:
+            node = np.zeros(n, dtype=np.int64)
+            while True:
+                inner = np.array([not tree[v]["leaf"] for v in node])
+                if not inner.any():
+                    break
+                for v in np.unique(node[inner]):
+                    at = node == v
+                    nd = tree[v]
+                    go_left = answers[nd["party_id"]][nd["record_id"]][at]
+                    node[at] = np.where(go_left, nd["left"], nd["right"])
+            weights = np.array([tree[v]["weight"] for v in node], dtype=np.float64).reshape(n, -1)
+            margins[rows_idx] += self.learning_rate * weights
+        return margins
+
+    def predict_proba_from_parties(self, xs) -> np.ndarray:
+        """Class probabilities from :meth:`predict_raw_from_parties` (each party answers for its columns)."""
+        margins = self.predict_raw_from_parties(xs)
+        if margins.shape[1] == 1:
+            p = 1.0 / (1.0 + np.exp(-margins[:, 0]))
+            return np.stack([1.0 - p, p], axis=1)
+        z = np.exp(margins - margins.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
 
     @property
     def trees(self) -> List[List[dict]]:
