@@ -9,6 +9,7 @@ _EXPORTS = {
     "PaillierGradientClientManager": ".paillier",
     "PaillierTensor": ".paillier",
     "GeneralMomentAccountant": ".dp",
+    "PRVAccountant": ".dp",
     "DPSGDManager": ".dp",
     "AdaDPSManager": ".dp",
     "DPSGDClientManager": ".dp",
