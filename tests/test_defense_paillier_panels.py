@@ -34,3 +34,21 @@ def test_paillier_fedavg_panel_matches_plaintext_and_costs_bytes():
     assert r["bytes_per_round_encrypted"] == 32 * r["bytes_per_round_plain"]
     assert len(r["seconds_per_round_encrypted"]) == 2
     assert_code_reproduces(panel)
+
+
+def test_paillier_panels_packing_option():
+    panel = PaillierPanel()
+    panel.set(bits=512, a=-3.5, b=2.25, k=-0.5, vector_length=8, packing=True)
+    r = panel.run()
+    assert r["vector_ciphertexts"] == 3 and r["values_per_ciphertext"] == pytest.approx(8 / 3)  # 3 slots at 512 bits
+    assert r["vector_max_abs_error"] < 1e-6
+    assert "pack=True" in panel.code_text
+    assert_code_reproduces(panel)
+    fed = PaillierFedAVGPanel(num_communication=1, packing=True)
+    r = fed.run()
+    assert r["max_parameter_difference"] < 1e-4
+    assert r["accuracy_encrypted"] == pytest.approx(r["accuracy_plain"], abs=2e-3)
+    # 3 values per 128-byte ciphertext: about a tenth of the unpacked upload (32x the plaintext)
+    assert r["bytes_per_round_encrypted"] < 12 * r["bytes_per_round_plain"]
+    assert "packing=True" in fed.code_text
+    assert_code_reproduces(fed)

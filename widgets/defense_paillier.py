@@ -13,7 +13,7 @@ from aijack_lab.models import make_digits_model
 
 from .base import Panel
 from .common import digits
-from .params import ChoiceParam, FloatParam, IntParam
+from .params import BoolParam, ChoiceParam, FloatParam, IntParam
 from .registry import register
 
 
@@ -30,8 +30,9 @@ class PaillierPanel(Panel):
         "Paillier ciphertexts can be added together and multiplied by plaintext numbers without the "
         "secret key; decrypting the result gives the sum or product of the plaintexts. Floats are "
         "encoded in fixed point (2<sup>-32</sup> resolution). The right plot is what a server holding "
-        "the ciphertexts sees: random-looking bytes, each ciphertext as wide as n². Keys below 2048 "
-        "bits are for teaching only."
+        "the ciphertexts sees: random-looking bytes, each ciphertext as wide as n². With packing on, "
+        "the vector is packed several values per ciphertext (128-bit slots, BatchCrypt-style): fewer "
+        "ciphertexts, the same decryptions. Keys below 2048 bits are for teaching only."
     )
     reference = "Paillier. Public-Key Cryptosystems Based on Composite Degree Residuosity Classes. EUROCRYPT 1999."
     params = (
@@ -40,10 +41,11 @@ class PaillierPanel(Panel):
         FloatParam("b", 5.6, min=-100.0, max=100.0, step=0.1, label="value b"),
         FloatParam("k", 2.0, min=-10.0, max=10.0, step=0.1, label="plaintext scalar k"),
         IntParam("vector_length", 16, min=1, max=256, label="vector length"),
+        BoolParam("packing", False, label="pack the vector (slots)"),
         IntParam("seed", 0, min=0, max=100, label="key seed"),
     )
     reproducible = ("n_bits", "ciphertext_bytes", "dec_a", "dec_a_plus_b", "dec_a_minus_b", "dec_a_times_k",
-                    "dec_neg_a", "vector_sum")
+                    "dec_neg_a", "vector_sum", "vector_ciphertexts")
 
     def compute(self, values, progress):
         t0 = time.perf_counter()
@@ -69,10 +71,16 @@ class PaillierPanel(Panel):
         progress(2, 4)
         x = np.round(np.linspace(-1.0, 1.0, values["vector_length"]) * a, 6)
         t0 = time.perf_counter()
-        cx = pk.encrypt_array(x)
+        cx = pk.encrypt_array(x, pack=values["packing"])
         vector_encrypt_seconds = time.perf_counter() - t0
-        vector_sum = sk.decrypt2float(cx.sum())
-        scaled = sk.decrypt_array(cx.mul_scalar(k).add_plain(x))
+        if values["packing"]:  # slots cannot be summed homomorphically: decrypt, then sum
+            vector_sum = float(sk.decrypt_array(cx).sum())
+            scaled = sk.decrypt_array(cx * k + x)
+        else:
+            vector_sum = sk.decrypt2float(cx.sum())
+            scaled = sk.decrypt_array(cx.mul_scalar(k).add_plain(x))
+        view_values = cx.values()
+        vector_ciphertexts = len(view_values)
         progress(3, 4)
         result = {
             "n_bits": pk.n.bit_length(),
@@ -89,15 +97,17 @@ class PaillierPanel(Panel):
             "dec_neg_a": decrypted["-a"],
             "max_abs_error": max(abs(decrypted[n] - v) for n, (_, v) in ops.items()),
             "vector_sum": vector_sum,
+            "vector_ciphertexts": vector_ciphertexts,
+            "values_per_ciphertext": len(x) / vector_ciphertexts,
             "vector_max_abs_error": float(max(abs(vector_sum - x.sum()), np.abs(scaled - (k * x + x)).max())),
         }
-        rows = min(len(x), 16)
-        view = np.array([[int(v) >> (8 * j) & 0xFF for j in range(64)] for v in cx.values()[:rows]], dtype=np.uint8)
+        rows = min(vector_ciphertexts, 16)
+        view = np.array([[int(v) >> (8 * j) & 0xFF for j in range(64)] for v in view_values[:rows]], dtype=np.uint8)
         data = {
             "names": list(ops),
             "expected": [v for _, v in ops.values()],
             "decrypted": [decrypted[n] for n in ops],
-            "x": x[:rows],
+            "x": x[:min(len(x), 16)],
             "cipher_bytes": view,
             "ct_a_hex": hex(ct_a.value)[:42] + "…",
         }
@@ -120,7 +130,7 @@ class PaillierPanel(Panel):
         ax3.imshow(data["cipher_bytes"], cmap="gray", aspect="auto", vmin=0, vmax=255)
         ax3.set_xlabel("ciphertext byte (first 64 of %d)" % result["ciphertext_bytes"])
         ax3.set_yticks([])
-        ax3.set_title("what the server sees", fontsize=9)
+        ax3.set_title(f"what the server sees ({result['vector_ciphertexts']} ciphertexts)", fontsize=9)
         fig.tight_layout()
 
     def code(self, v):
@@ -142,9 +152,16 @@ dec_a_times_k = sk.decrypt2float(ct_a * {v['k']!r})
 dec_neg_a = sk.decrypt2float(-ct_a)
 
 x = np.round(np.linspace(-1.0, 1.0, {v['vector_length']}) * {v['a']!r}, 6)
+""" + (f"""\
+cx = pk.encrypt_array(x, pack=True)           # several values per ciphertext (128-bit slots)
+vector_ciphertexts = len(cx.values())
+vector_sum = float(sk.decrypt_array(cx).sum())  # slots cannot be summed homomorphically
+""" if v["packing"] else """\
 cx = pk.encrypt_array(x)                      # one threaded batch call
+vector_ciphertexts = len(cx.values())
 vector_sum = sk.decrypt2float(cx.sum())
-print(dec_a_plus_b, dec_a_times_k, vector_sum)
+""") + """\
+print(dec_a_plus_b, dec_a_times_k, vector_sum, vector_ciphertexts)
 """
 
 
@@ -157,8 +174,8 @@ class PaillierFedAVGPanel(Panel):
         "The same FedAVG run twice with the same seed: once in plaintext, once with every client "
         "uploading Paillier-encrypted gradients (PaillierGradientClientManager). The server aggregates "
         "ciphertexts without any key; clients decrypt the aggregate. Accuracy is the same; the price "
-        "is time and bytes. The right plot is the server's view: ciphertexts carry no visible trace "
-        "of the gradient."
+        "is time and bytes (packing several gradient values per ciphertext cuts both). The right "
+        "plot is the server's view: ciphertexts carry no visible trace of the gradient."
     )
     reference = "Paillier, EUROCRYPT 1999; McMahan et al., AISTATS 2017 (paper Code 8)."
     params = (
@@ -167,6 +184,7 @@ class PaillierFedAVGPanel(Panel):
         IntParam("num_communication", 3, min=1, max=10, label="rounds"),
         IntParam("hidden", 16, min=4, max=32, label="MLP hidden units"),
         FloatParam("lr", 0.1, min=0.01, max=0.5, step=0.01, label="client SGD lr"),
+        BoolParam("packing", False, label="pack gradients (slots)"),
         IntParam("seed", 0, min=0, max=100),
     )
     reproducible = ("accuracy_plain", "accuracy_encrypted", "max_parameter_difference")
@@ -179,7 +197,7 @@ class PaillierFedAVGPanel(Panel):
         make = lambda: make_digits_model("mlp", seed=seed, hidden=values["hidden"])  # noqa: E731
         client_cls = FedAVGClient
         if encrypted:
-            client_cls = PaillierGradientClientManager(*keys).attach(FedAVGClient)
+            client_cls = PaillierGradientClientManager(*keys, packing=values["packing"]).attach(FedAVGClient)
         clients = [client_cls(make(), user_id=i) for i in range(n)]
         server = FedAVGServer(clients, make())
         optimizers = [torch.optim.SGD(c.parameters(), lr=values["lr"], momentum=0.9) for c in clients]
@@ -206,7 +224,9 @@ class PaillierFedAVGPanel(Panel):
         hist_e, params_e, enc_update, plain_grad = self._run(values, True, progress, 1 + rounds, total, keys)
         diff = max((a - b).abs().max().item() for a, b in zip(params_p, params_e))
         k = min(64, plain_grad.numel())
-        cipher = np.array([int(c) for c in enc_update.ciphertexts().ravel()[:k]], dtype=object)
+        # packed: value i sits in ciphertext i // slots
+        cts = enc_update.ciphertexts().ravel()
+        cipher = np.array([int(cts[i // enc_update.slots]) for i in range(k)], dtype=object)
         n2 = keys[0].n ** 2
         result = {
             "accuracy_plain": [h["global_accuracy"] for h in hist_p],
@@ -273,7 +293,7 @@ def run(Client):
     return [h["global_accuracy"] for h in history], list(server.server_model.parameters())
 
 accuracy_plain, params_plain = run(FedAVGClient)
-PaillierClient = PaillierGradientClientManager(pk, sk).attach(FedAVGClient)
+PaillierClient = PaillierGradientClientManager(pk, sk{", packing=True" if v["packing"] else ""}).attach(FedAVGClient)
 accuracy_encrypted, params_encrypted = run(PaillierClient)
 max_parameter_difference = max((a - b).abs().max().item() for a, b in zip(params_plain, params_encrypted))
 print(accuracy_plain[-1], accuracy_encrypted[-1], max_parameter_difference)
