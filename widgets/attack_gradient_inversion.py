@@ -63,7 +63,8 @@ class GradientInversionPanel(Panel):
         "<b>DLG</b> also optimises a soft label; <b>iDLG</b> reads the label off the last layer's gradient; "
         "<b>GS</b> matches the gradient's direction (cosine) with a total-variation prior; <b>CPL</b> adds a "
         "label-matching term; <b>GradInversion</b> recovers a batch through a batch-norm model, pulling the "
-        "dummy's BN statistics to the model's and averaging consistent restarts. The target is a small "
+        "dummy's BN statistics to the model's and averaging consistent restarts after registering them "
+        "(batch order within a label, one-pixel shifts). The target is a small "
         "sigmoid LeNet on 8×8 digits (with BN for GradInversion)."
     )
     reference = (

@@ -104,7 +104,11 @@ assert reconstruction_mse(x_cpl, x_private) < 0.1 * noise_mse
 #
 # Batch norm hides the input's scale and offset from the gradient, so plain gradient matching finds an
 # image up to those. The model's BN running statistics pin them down (`bn_reg_coef`); several restarts
-# pulled towards their mean (`group_num`, `gc_reg_coef`) are averaged.
+# pulled towards their mean (`group_num`, `gc_reg_coef`) are averaged. The mean is taken after
+# registration: a batch's gradient does not depend on the batch order, so two restarts may recover
+# two same-label images in swapped places (or a pixel apart); each restart's items are matched to
+# the first restart's (within a label) and shifted into place before averaging
+# (`group_registration=True`, `registration_max_shift=1`).
 
 # %%
 bn_net = make_lenet_digits(seed=0, batch_norm=True)

@@ -8,8 +8,8 @@ iDLG          ``optimize_label=False``: the label is read off the last layer's g
               (Zhao et al., 2020), then only the image is optimised
 GS            ``distancename="cossim"`` + ``tv_reg_coef`` (Geiping et al., NeurIPS 2020)
 CPL           ``lm_reg_coef``: label-matching regulariser (Wei et al., ESORICS 2020)
-GradInversion ``bn_reg_coef`` + ``gc_reg_coef`` over ``group_num`` restarts, batch recovery
-              (Yin et al., CVPR 2021)
+GradInversion ``bn_reg_coef`` + ``gc_reg_coef`` over ``group_num`` restarts averaged after
+              registration (batch order, small shifts), batch recovery (Yin et al., CVPR 2021)
 ============  ========================================================================
 
 The attacker makes a dummy input (and, for DLG, a dummy soft label), computes the gradient the
@@ -20,6 +20,7 @@ batch-norm running statistics are left as they were.
 import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,6 +70,87 @@ def label_matching(pred: torch.Tensor, label_probs: torch.Tensor) -> torch.Tenso
 def group_consistency(x: torch.Tensor, group_mean: torch.Tensor) -> torch.Tensor:
     """GradInversion's group term: squared distance of one restart to the (detached) group mean."""
     return ((x - group_mean) ** 2).sum()
+
+
+def shift_images(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Translate images (last two axes) by ``(dy, dx)`` pixels, repeating the edge pixels."""
+    if dy == 0 and dx == 0:
+        return x
+    h, w = x.shape[-2], x.shape[-1]
+    lead = x.shape[:-2]
+    flat = x.reshape((-1, 1, h, w))
+    pad = (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0))  # left, right, top, bottom
+    padded = F.pad(flat, pad, mode="replicate")
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top : top + h, left : left + w].reshape(lead + (h, w))
+
+
+class Registration:
+    """How one restart maps onto the reference: ``order[i]`` is the restart's batch item that
+    matches reference item ``i``, shifted by ``shifts[i] = (dy, dx)``."""
+
+    def __init__(self, order: List[int], shifts: List[Tuple[int, int]]):
+        self.order, self.shifts = order, shifts
+
+    def to_reference(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([shift_images(x[j], *s) for j, s in zip(self.order, self.shifts)])
+
+    def from_reference(self, ref: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(ref)
+        for i, (j, (dy, dx)) in enumerate(zip(self.order, self.shifts)):
+            out[j] = shift_images(ref[i], -dy, -dx)
+        return out
+
+
+def register_to(reference: torch.Tensor, x: torch.Tensor, labels: Optional[torch.Tensor] = None,
+                max_shift: int = 1) -> Registration:
+    """Align the batch ``x`` to ``reference`` (both ``(B, ..., H, W)``): the best one-to-one matching
+    of batch items (only between items of equal label when ``labels`` are given) and, per item, the
+    translation of at most ``max_shift`` pixels that minimises the squared error.
+
+    GradInversion averages its restarts after image registration: restarts of a batch attack may
+    recover the same images in another batch order (the gradient of a batch does not depend on
+    its order) or slightly displaced, and a plain mean would blur them together.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    b = x.shape[0]
+    if reference.shape != x.shape:
+        raise ValueError(f"reference {tuple(reference.shape)} and x {tuple(x.shape)} must have the same shape")
+    spatial = x.dim() >= 3 and max_shift > 0
+    offsets = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)] \
+        if spatial else [(0, 0)]
+    with torch.no_grad():
+        ref = reference.reshape(b, -1)
+        # cost[o, i, j]: error of reference item i against item j shifted by offset o
+        cost = torch.stack([torch.cdist(ref, shift_images(x, *o).reshape(b, -1)) ** 2 for o in offsets])
+        # a shift must earn its place: ties go to no shift
+        cost = cost + 1e-9 * torch.tensor([abs(dy) + abs(dx) for dy, dx in offsets], dtype=cost.dtype)[:, None, None]
+        best, which = cost.min(dim=0)
+        if labels is not None:
+            same = labels.reshape(-1, 1) == labels.reshape(1, -1)
+            best = torch.where(same, best, torch.full_like(best, float("inf")))
+    matrix = best.double().numpy()
+    matrix[~np.isfinite(matrix)] = 1e300
+    rows, cols = linear_sum_assignment(matrix)
+    order = [0] * b
+    shifts = [(0, 0)] * b
+    for i, j in zip(rows.tolist(), cols.tolist()):
+        order[i] = j
+        shifts[i] = offsets[int(which[i, j])]
+    return Registration(order, shifts)
+
+
+def registered_mean(xs: Sequence[torch.Tensor], labels: Optional[torch.Tensor] = None, max_shift: int = 1,
+                    passes: int = 2) -> Tuple[torch.Tensor, List[Registration]]:
+    """The mean of restarts after registration (GradInversion's ``E(x)``), in the frame of the
+    first restart, and each restart's registration; the reference is refined ``passes`` times."""
+    reference = xs[0].detach()
+    regs: List[Registration] = []
+    for _ in range(max(1, passes)):
+        regs = [register_to(reference, x.detach(), labels, max_shift) for x in xs]
+        reference = torch.stack([r.to_reference(x.detach()) for r, x in zip(regs, xs)]).mean(dim=0)
+    return reference, regs
 
 
 def estimate_labels(
@@ -135,7 +217,12 @@ class GradientInversion_Attack(BaseAttacker):
         bn_reg_layers: batch-norm modules of ``target_model`` whose input statistics are pulled
             towards their running statistics (needed when ``bn_reg_coef > 0``).
         group_num: number of restarts optimised together (GradInversion); the returned image is
-            their mean.
+            their mean after registration.
+        group_registration: register the restarts before averaging them (for the group term and
+            the result): batch items matched one-to-one (within equal labels) and translated by at
+            most ``registration_max_shift`` pixels onto the first restart (``False``: plain mean).
+        registration_max_shift: largest translation, in pixels, tried by the registration (0: the
+            batch matching only).
         lr: learning rate of the optimizer.
         clamp_range: ``(low, high)`` to clip the dummy input after each step, or None.
         early_stopping: stop after this many steps without a better loss (None: never).
@@ -161,6 +248,8 @@ class GradientInversion_Attack(BaseAttacker):
         "bn_reg_coef",
         "gc_reg_coef",
         "group_num",
+        "group_registration",
+        "registration_max_shift",
         "lr",
         "seed",
     )
@@ -185,6 +274,8 @@ class GradientInversion_Attack(BaseAttacker):
         gc_reg_coef: float = 0.0,
         bn_reg_layers: Sequence[nn.Module] = (),
         group_num: int = 1,
+        group_registration: bool = True,
+        registration_max_shift: int = 1,
         lr: float = 1.0,
         clamp_range: Optional[Tuple[float, float]] = None,
         early_stopping: Optional[int] = None,
@@ -221,6 +312,8 @@ class GradientInversion_Attack(BaseAttacker):
         self.gc_reg_coef = gc_reg_coef
         self.bn_reg_layers = list(bn_reg_layers)
         self.group_num = group_num
+        self.group_registration = group_registration
+        self.registration_max_shift = registration_max_shift
         self.lr = lr
         self.clamp_range = clamp_range
         self.early_stopping = early_stopping
@@ -257,6 +350,9 @@ class GradientInversion_Attack(BaseAttacker):
         for name in ("tv_reg_coef", "lm_reg_coef", "l2_reg_coef", "bn_reg_coef", "gc_reg_coef"):
             check_positive(name, getattr(self, name), allow_zero=True)
         check_positive_int("group_num", self.group_num)
+        if not isinstance(self.group_registration, bool):
+            raise TypeError(f"group_registration must be True or False, got {self.group_registration!r}")
+        check_positive_int("registration_max_shift", self.registration_max_shift, allow_zero=True)
         check_positive_int("saving_interval", self.saving_interval, allow_zero=True)
         check_positive_int("log_interval", self.log_interval, allow_zero=True)
         if self.early_stopping is not None:
@@ -378,10 +474,15 @@ class GradientInversion_Attack(BaseAttacker):
         """
         if self.group_num > 1:
             xs, ys = self.group_attack(received_gradients, batch_size=batch_size, init_x=init_x, labels=labels)
-            x = torch.stack(xs).mean(dim=0)
-            return x, ys[0]
+            return self.group_mean(xs, ys[0] if self._labels_fixed else None), ys[0]
         xs, ys = self._run(received_gradients, batch_size, init_x, labels, group=1)
         return xs[0], ys[0]
+
+    def group_mean(self, xs: Sequence[torch.Tensor], labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The restarts' mean: registered onto the first restart (``group_registration``) or plain."""
+        if not self.group_registration:
+            return torch.stack(list(xs)).mean(dim=0)
+        return registered_mean(xs, labels, self.registration_max_shift)[0]
 
     def group_attack(self, received_gradients, batch_size: int = 1, init_x=None, labels=None):
         """GradInversion's restarts: ``group_num`` dummies optimised side by side, each pulled
@@ -404,6 +505,7 @@ class GradientInversion_Attack(BaseAttacker):
         check_positive_int("batch_size", batch_size)
         received = self._check_gradients(received_gradients)
         labels = self._prepare_labels(received, batch_size, labels)
+        self._labels_fixed = labels is not None
         x_full = (batch_size,) + self.x_shape
         if init_x is not None:
             init_x = torch.as_tensor(init_x, dtype=torch.float32)
@@ -440,14 +542,20 @@ class GradientInversion_Attack(BaseAttacker):
         since_best, running_best = 0, float("inf")
         try:
             for it in range(1, self.num_iteration + 1):
-                group_mean = None
+                targets = [None] * len(workers)
                 if group > 1 and self.gc_reg_coef > 0:
-                    group_mean = torch.stack([w["x"].detach() for w in workers]).mean(dim=0)
+                    current = [w["x"].detach() for w in workers]
+                    if self.group_registration:
+                        # each restart is pulled towards the registered mean, mapped into its own frame
+                        mean, regs = registered_mean(current, labels, self.registration_max_shift)
+                        targets = [r.from_reference(mean) for r in regs]
+                    else:
+                        targets = [torch.stack(current).mean(dim=0)] * len(workers)
                 step_losses = []
-                for w in workers:
-                    def closure(w=w):
+                for w, target in zip(workers, targets):
+                    def closure(w=w, target=target):
                         w["opt"].zero_grad()
-                        loss = self._objective(params, received, w["x"], w["y"], labels, bn_stats, group_mean)
+                        loss = self._objective(params, received, w["x"], w["y"], labels, bn_stats, target)
                         grads = torch.autograd.grad(loss, w["vars"])
                         for v, g in zip(w["vars"], grads):
                             v.grad = g
