@@ -42,6 +42,12 @@ _EXPORTS = {
     "MPIFedMDAPI": ".mpi",
     "MPIFedMDClientManager": ".mpi",
     "MPIFedMDServerManager": ".mpi",
+    "MPIFedGEMSAPI": ".mpi",
+    "MPIFedGEMSClientManager": ".mpi",
+    "MPIFedGEMSServerManager": ".mpi",
+    "MPIDSFLAPI": ".mpi",
+    "MPIDSFLClientManager": ".mpi",
+    "MPIDSFLServerManager": ".mpi",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

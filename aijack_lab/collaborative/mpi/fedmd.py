@@ -20,20 +20,26 @@ seeds, so the models equal the in-process run's. Timeouts and failure handling a
 """
 from typing import Optional
 
-import torch
-
 from ...manager import BaseManager
 from ...utils.metrics import evaluate_accuracy
 from ...utils.progress import ProgressCallback
-from ...utils.validation import check_positive_int
-from ..core import BaseFedAPI, update_nbytes
+from ..core import update_nbytes
 from ..fedmd.api import FedMDAPI
-from .fedavg import _check_client_ranks, check_comm, init_mpi_client
+from .distillation import DistillationClientMixin, DistillationServerMixin, MPIDistillationAPI
 from .launch import write_rank_status
-from .transport import DEFAULT_TIMEOUT, MPIRankError, abort_with_message, check_timeout, gather_from, recv_from, send_each, send_to
+from .transport import DEFAULT_TIMEOUT, check_timeout
 
 LOGITS_TAG = 13
 CONSENSUS_TAG = 14
+
+
+class _FedMDMessages:
+    """FedMD's messages: logits up, the consensus down."""
+
+    _mpi_protocol = "FedMD"
+    _upload_tag, _answer_tag = LOGITS_TAG, CONSENSUS_TAG
+    _upload_key, _answer_key = "logits", "consensus"
+    _upload_noun, _answer_noun, _answer_wrong_round = "logits", "consensus", "a consensus"
 
 
 class MPIFedMDClientManager(BaseManager):
@@ -46,47 +52,16 @@ class MPIFedMDClientManager(BaseManager):
         server_rank = int(self.kwargs.get("server_rank", 0))
         default_timeout = check_timeout(self.kwargs.get("timeout", DEFAULT_TIMEOUT))
 
-        class MPIFedMDClientWrapper(cls):
-            _mpi_role = "client"
+        class MPIFedMDClientWrapper(_FedMDMessages, DistillationClientMixin, cls):
+            _server_rank, _default_timeout = server_rank, default_timeout
 
-            def __init__(self, comm, *args, **kwargs):
-                check_comm(comm)
-                super().__init__(*args, **kwargs)
-                init_mpi_client(self, comm, server_rank, default_timeout)
-
-            def send_logits(self) -> torch.Tensor:
-                logits = self.upload()
-                send_to(self.comm, {"round": self.round, "logits": logits}, [self.server_rank], LOGITS_TAG,
-                        self.timeout, f"its logits of round {self.round} (server rank {self.server_rank})")
-                return logits
+            def send_logits(self):
+                return self.send_upload()
 
             def receive_consensus(self) -> None:
-                timeout = None if self.timeout is None else 2 * self.timeout
-                message = recv_from(self.comm, self.server_rank, CONSENSUS_TAG, timeout,
-                                    f"the consensus of round {self.round} to client rank {self.rank}")
-                if not isinstance(message, dict) or message.get("round") != self.round:
-                    raise MPIRankError(f"server rank {self.server_rank} sent a consensus for another round",
-                                       rank=self.server_rank)
-                self.download(message["consensus"])
-                self.round += 1
+                self.receive_answer()
 
         return MPIFedMDClientWrapper
-
-
-class _RemoteFedMDClient:
-    """The server's stand-in for a client rank: ``upload()`` is the logits it sent this round and
-    ``download()`` keeps the consensus to send, so ``FedMDServer.receive/update/distribute`` run unchanged."""
-
-    def __init__(self, rank: int):
-        self.rank = self.user_id = rank
-        self._logits = None
-        self._outbox = None
-
-    def upload(self):
-        return self._logits
-
-    def download(self, consensus) -> None:
-        self._outbox = consensus
 
 
 class MPIFedMDServerManager(BaseManager):
@@ -98,38 +73,21 @@ class MPIFedMDServerManager(BaseManager):
     def extend(self, cls):
         default_timeout = check_timeout(self.kwargs.get("timeout", DEFAULT_TIMEOUT))
 
-        class MPIFedMDServerWrapper(cls):
-            _mpi_role = "server"
-
-            def __init__(self, comm, clients, *args, **kwargs):
-                check_comm(comm)
-                ranks = _check_client_ranks(comm, clients)
-                super().__init__([_RemoteFedMDClient(r) for r in ranks], *args, **kwargs)
-                self.comm, self.rank, self.client_ranks = comm, comm.Get_rank(), ranks
-                self.timeout = default_timeout
-                self.round = 0
+        class MPIFedMDServerWrapper(_FedMDMessages, DistillationServerMixin, cls):
+            _default_timeout = default_timeout
 
             def receive(self) -> None:
-                messages = gather_from(self.comm, self.client_ranks, LOGITS_TAG, self.timeout,
-                                       f"its logits for round {self.round}")
-                for client in self.clients:
-                    message = messages[client.rank]
-                    if not isinstance(message, dict) or message.get("round") != self.round:
-                        raise MPIRankError(f"client rank {client.rank} sent logits for another round than "
-                                           f"the server's {self.round}", rank=client.rank)
-                    client._logits = message["logits"]
+                self.gather_uploads()
                 super().receive()
 
             def distribute(self) -> None:
                 super().distribute()
-                send_each(self.comm, [({"round": self.round, "consensus": c._outbox}, c.rank) for c in self.clients],
-                          CONSENSUS_TAG, self.timeout, f"the consensus of round {self.round}")
-                self.round += 1
+                self.send_answers()
 
         return MPIFedMDServerWrapper
 
 
-class MPIFedMDAPI(BaseFedAPI):
+class MPIFedMDAPI(MPIDistillationAPI):
     """Runs FedMD on one MPI rank: ``MPIFedMDAPI(comm, party, is_server, ...)``.
 
     Args:
@@ -145,25 +103,16 @@ class MPIFedMDAPI(BaseFedAPI):
         timeout, abort_on_error, on_round, progress: as ``MPIFedAVGAPI``.
     """
 
+    _protocol, _example_base = "FedMD", "FedMDClient"
+
     def __init__(self, comm, party, is_server: bool, public_dataloader=None, local_dataloader=None,
                  criterion=None, client_optimizer=None, validation_dataloader=None, server_optimizer=None,
                  num_communication: int = 1, consensus_epoch: int = 1, revisit_epoch: int = 1,
                  transfer_epoch_public: int = 1, transfer_epoch_private: int = 1, server_training_epoch: int = 1,
                  client_index: Optional[int] = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
                  on_round=None, progress: Optional[ProgressCallback] = None, abort_on_error: bool = True):
-        super().__init__(on_round=on_round, progress=progress)
-        check_comm(comm)
-        role = getattr(party, "_mpi_role", None)
-        if role is None or not (hasattr(party, "send_logits") or hasattr(party, "client_ranks")):
-            raise TypeError("party must be built by MPIFedMDServerManager/MPIFedMDClientManager "
-                            f"(e.g. MPIFedMDClientManager().attach(FedMDClient)), got {type(party).__name__}")
-        if (role == "server") != is_server:
-            raise ValueError(f"is_server={is_server} but party is an MPI {role}")
-        self.comm, self.party, self.is_server = comm, party, is_server
-        self.num_communication = check_positive_int("num_communication", num_communication)
-        self.timeout = check_timeout(timeout)
-        party.timeout = self.timeout
-        self.abort_on_error = bool(abort_on_error)
+        super().__init__(comm, party, is_server, num_communication=num_communication, timeout=timeout,
+                         on_round=on_round, progress=progress, abort_on_error=abort_on_error)
         settings = dict(consensus_epoch=consensus_epoch, revisit_epoch=revisit_epoch,
                         transfer_epoch_public=transfer_epoch_public, transfer_epoch_private=transfer_epoch_private,
                         server_training_epoch=server_training_epoch, num_communication=num_communication,
@@ -188,14 +137,6 @@ class MPIFedMDAPI(BaseFedAPI):
             self._fedmd = FedMDAPI(None, [party], public_dataloader=public_dataloader or party.public_dataloader,
                                    local_dataloaders=[local_dataloader] if local_dataloader is not None else None,
                                    client_optimizers=[client_optimizer], **settings)
-
-    def run(self):
-        try:
-            return self._run()
-        except Exception as exc:
-            if self.abort_on_error and self.comm.Get_size() > 1:
-                abort_with_message(self.comm, exc)
-            raise
 
     def _run(self):
         rank, party, fedmd = self.comm.Get_rank(), self.party, self._fedmd
