@@ -37,7 +37,7 @@ def run_aijack(kind, data, epochs):
     model = make_digits_model(kind, seed=0)
     crit = nn.CrossEntropyLoss()
     acc = GeneralMomentAccountant()
-    pm = DPSGDManager(acc, optim.SGD, l2_norm_clip=CLIP, dataset=TensorDataset(x, y), lot_size=LOT, batch_size=LOT, seed=0)
+    pm = DPSGDManager(acc, optim.SGD, l2_norm_clip=CLIP, dataset=TensorDataset(x, y), lot_size=LOT, batch_size=None, seed=0)
     dpopt, lot_loader, batch_loader = pm.privatize(noise_multiplier=SIGMA)
     opt = dpopt(model.parameters(), lr=LR)
     n = 0

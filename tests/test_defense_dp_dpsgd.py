@@ -78,6 +78,68 @@ def test_clipping_bounds_each_sample_and_sums(digits):
     engine.close()
 
 
+class Strided(nn.Module):
+    """Conv2d with stride/dilation/asymmetric padding, a bias-free conv, Conv1d and an N-D Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 3, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+        self.b = nn.Conv2d(3, 4, 2, bias=False)
+        self.c = nn.Conv1d(4, 2, 3, stride=2, padding=1)
+        self.d = nn.Linear(2, 5)
+        self.head = nn.Linear(5 * 5, 10)
+
+    def forward(self, x):
+        h = torch.tanh(self.b(torch.relu(self.a(x))))  # (B, 4, 3, 5)
+        h = self.c(h.flatten(2))  # (B, 2, 8)
+        h = self.d(h.transpose(1, 2)[:, :5])  # (B, 5, 5)
+        return self.head(h.flatten(1))
+
+
+@pytest.mark.parametrize("mode", [None, "ghost", "bmm"])
+@pytest.mark.parametrize("kind", ["cnn", "strided", "mixed"])
+def test_clipped_sums_match_per_sample_reference(digits, kind, mode):
+    """Norms and clipped sums of each closed form (ghost norms or batched per-sample gradients) equal
+    those of per-sample autograd gradients, for every layer geometry the closed forms accept."""
+    x, y = digits[0][:24], digits[1][:24]
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        model = {"cnn": lambda: make_digits_model("cnn", seed=0), "strided": Strided, "mixed": Mixed}[kind]()
+    crit = nn.CrossEntropyLoss()
+    ref = micro_batch_gradients(model, crit, x, y)
+    flat = torch.cat([ref[n].reshape(24, -1) for n in ref], 1)
+    norms = flat.norm(dim=1)
+    clip = float(norms.median())
+    engine = DPEngine(list(model.parameters()), clip, 0.0)
+    engine.force_mode = mode
+    crit(model(x), y).backward()
+    engine.clip_and_accumulate()
+    torch.testing.assert_close(engine.last_norms, norms, rtol=1e-5, atol=1e-6)
+    factor = (clip / (norms + 1e-6)).clamp(max=1.0)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(engine.accum[id(p)], torch.tensordot(factor, ref[n], dims=1), rtol=1e-5, atol=1e-6)
+        assert p.grad is None  # autograd computed no summed weight gradients
+    engine.close()
+
+
+def test_parameters_of_two_models_are_all_watched(digits):
+    """One engine over two separately called models keeps watching both (no single module tree
+    owns all its parameters, so the process-wide hooks stay)."""
+    x, y = digits[0][:8].flatten(1), digits[1][:8]
+    enc, head = nn.Linear(64, 16), nn.Linear(16, 10)
+    crit = nn.CrossEntropyLoss()
+    full = nn.Sequential(enc, head)
+    ref = micro_batch_gradients(full, crit, x, y)
+    engine = DPEngine(list(enc.parameters()) + list(head.parameters()), 1e6, 0.0)
+    for _ in range(2):
+        engine.active = True
+        crit(head(enc(x)), y).backward()
+        engine.clip_and_accumulate()
+    for n, p in full.named_parameters():
+        torch.testing.assert_close(engine.accum[id(p)], 2 * ref[n].sum(0), rtol=1e-5, atol=1e-6)
+    engine.close()
+
+
 def test_noise_has_std_sigma_times_clip():
     p = nn.Parameter(torch.zeros(200_000))
     engine = DPEngine([p], l2_norm_clip=0.5, noise_multiplier=3.0, generator=torch.Generator().manual_seed(0))

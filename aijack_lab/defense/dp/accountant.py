@@ -100,6 +100,11 @@ class GeneralMomentAccountant:
 
     def add_step_info(self, noise_params: Dict[str, float], sampling_rate: float, num_steps: int) -> None:
         """Record ``num_steps`` steps (lots) with these noise params and sampling rate q = lot size / N."""
+        last = self.steps_info[-1] if self.steps_info else None
+        if (last is not None and type(num_steps) is int and num_steps >= 0 and last[1] == sampling_rate
+                and last[0] == noise_params):  # the common per-lot call: same (already checked) step kind
+            self.steps_info[-1] = (last[0], last[1], last[2] + num_steps)
+            return
         self._scale(noise_params)
         q = check_probability("sampling_rate", sampling_rate)
         check_positive_int("num_steps", num_steps, allow_zero=True)

@@ -3,18 +3,24 @@
 :class:`DPEngine` watches the forward passes of the modules that own the optimizer's parameters
 (a process-wide forward hook filtered by parameter identity, so the paper's loop works with only
 ``optimizer(nn.parameters())``). It keeps each layer's input and, on backward, the gradient of its
-output, then computes per-sample gradients per layer type:
+output; autograd never computes the (summed) weight gradients: a layer's own parameters are frozen
+during its forward, and a layer whose input needs no gradient (the first layer) gets its output
+turned into a leaf, so the backward pass stops there. Per-sample gradients per layer type:
 
 - ``nn.Linear`` on (B, in) inputs: never materialised. The per-sample norm is
   ``‖g_i‖·‖x_i‖`` (Goodfellow 2015) and the clipped sum is one matrix product ``(c⊙g)ᵀ x``.
-- ``nn.Linear`` on (B, ..., in), ``nn.Conv1d``/``nn.Conv2d`` (groups=1, numeric padding):
-  closed form with ``unfold`` and a batched matrix product.
+- ``nn.Linear`` on (B, ..., in) and ``nn.Conv1d``/``nn.Conv2d`` (groups=1, numeric padding): with
+  the unfolded input ``A_i`` (L x d, a cached gather index; faster than ``F.unfold`` here) and the
+  output gradient ``G_i`` (L x c), per layer whichever is cheaper by the sizes: the per-sample
+  gradients ``G_iᵀA_i`` by one batched matmul, or "ghost" norms
+  ``‖G_iᵀA_i‖² = Σ (A_iA_iᵀ)⊙(G_iG_iᵀ)`` and the clipped sum as one matmul over (B·L).
 - any other module with parameters: ``torch.func.vmap`` of the vector-Jacobian product of that
   module alone (falls back per layer, the rest of the model keeps the fast paths).
 - BatchNorm in training mode mixes the samples of a batch, so per-sample gradients do not exist:
   a ``ValueError`` names the layer (use GroupNorm/LayerNorm, or put it in eval mode).
+
+The clipped sums of a lot accumulate in one flat buffer, so the noise is one ``randn`` and one add.
 """
-import math
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -24,34 +30,46 @@ from torch.nn import functional as F
 
 _MIXING = (nn.modules.batchnorm._BatchNorm,)
 _IN_VMAP = [0]  # > 0 while a vmap fallback runs a module: every engine's hooks stand aside
+_UNFOLD_INDEX: Dict[tuple, torch.Tensor] = {}  # conv geometry -> gather index into [x, 0, 1]
+_ZERO_ONE = torch.tensor([[0.0, 1.0]])
+
+
+class _Layer:
+    """What the engine knows about one module that owns privatised parameters (built once)."""
+
+    __slots__ = ("module", "kind", "params", "weight", "bias", "geometry")
+
+    def __init__(self, module, params, param_ids):
+        self.module = module
+        self.params = params
+        self.weight = getattr(module, "weight", None)
+        self.bias = getattr(module, "bias", None)
+        if self.weight is not None and id(self.weight) not in param_ids:
+            self.weight = None
+        if self.bias is not None and id(self.bias) not in param_ids:
+            self.bias = None
+        self.geometry = None
+        if isinstance(module, nn.Linear):
+            self.kind = "linear"
+        elif _conv_fast_ok(module):
+            self.kind = "conv"
+            if isinstance(module, nn.Conv1d):
+                self.geometry = ((1,) + module.kernel_size, (1,) + module.stride, (0,) + module.padding,
+                                 (1,) + module.dilation)
+            else:
+                self.geometry = (module.kernel_size, module.stride, module.padding, module.dilation)
+        else:
+            self.kind = "vmap"
 
 
 class _Capture:
-    __slots__ = ("module", "inputs", "params", "grad")
+    __slots__ = ("layer", "inputs", "grad", "leaf")
 
-    def __init__(self, module, inputs, params):
-        self.module = module
+    def __init__(self, layer, inputs, leaf=None):
+        self.layer = layer
         self.inputs = inputs
-        self.params = params
         self.grad = None
-
-
-def _conv_per_sample(module, x, g):
-    """Per-sample weight (and bias) gradients of a Conv1d/Conv2d by unfold + bmm."""
-    is1d = isinstance(module, nn.Conv1d)
-    if is1d:
-        x, g = x.unsqueeze(2), g.unsqueeze(2)
-        kernel, stride = (1, module.kernel_size[0]), (1, module.stride[0])
-        padding, dilation = (0, module.padding[0]), (1, module.dilation[0])
-    else:
-        kernel, stride, padding, dilation = module.kernel_size, module.stride, module.padding, module.dilation
-    b = x.shape[0]
-    cols = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)  # (B, Cin*k*k, L)
-    g2 = g.reshape(b, g.shape[1], -1)  # (B, Cout, L)
-    out = {"weight": torch.bmm(g2, cols.transpose(1, 2)).view(b, *module.weight.shape)}
-    if module.bias is not None:
-        out["bias"] = g2.sum(2)
-    return out
+        self.leaf = leaf  # an output made a leaf: its gradient lands in .grad, no hook needed
 
 
 def _conv_fast_ok(module) -> bool:
@@ -61,6 +79,43 @@ def _conv_fast_ok(module) -> bool:
         and not isinstance(module.padding, str)
         and module.padding_mode == "zeros"
     )
+
+
+def _unfold_index(shape, geometry, ones: bool) -> torch.Tensor:
+    """Gather index into ``[x.flatten(), 0, 1]``: patch rows (oh, ow), columns (c, kh, kw) and, with
+    ``ones``, a last column of 1s (the bias' "input"); padding reads the 0."""
+    key = (tuple(shape), geometry, ones)
+    idx = _UNFOLD_INDEX.get(key)
+    if idx is None:
+        c, h, w = shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
+        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if ho <= 0 or wo <= 0:
+            raise ValueError(f"convolution output would be empty for input shape {tuple(shape)}")
+        rows = (torch.arange(ho) * sh - ph).view(ho, 1, 1, 1, 1) + (torch.arange(kh) * dh).view(1, 1, 1, kh, 1)
+        cols = (torch.arange(wo) * sw - pw).view(1, wo, 1, 1, 1) + (torch.arange(kw) * dw).view(1, 1, 1, 1, kw)
+        chan = torch.arange(c).view(1, 1, c, 1, 1)
+        rows, cols, chan = torch.broadcast_tensors(rows, cols, chan)
+        valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        idx = torch.where(valid, chan * h * w + rows * w + cols, torch.full_like(rows, c * h * w))
+        idx = idx.reshape(ho * wo, c * kh * kw)
+        if ones:
+            idx = torch.cat([idx, torch.full((ho * wo, 1), c * h * w + 1, dtype=idx.dtype)], 1)
+        idx = idx.reshape(-1)
+        if len(_UNFOLD_INDEX) > 256:
+            _UNFOLD_INDEX.clear()
+        _UNFOLD_INDEX[key] = idx
+    return idx
+
+
+def _unfold(x: torch.Tensor, geometry, ones: bool = False) -> torch.Tensor:
+    """(B, L, C·kh·kw [+1]) patches of a (B, C, H, W) input — ``F.unfold(...).transpose(1, 2)``
+    (and a column of 1s) by one gather, several times faster than ``F.unfold`` for small images."""
+    b = x.shape[0]
+    idx = _unfold_index(x.shape[1:], geometry, ones)
+    flat = torch.cat([x.reshape(b, -1), _ZERO_ONE.to(device=x.device, dtype=x.dtype).expand(b, 2)], 1)
+    return flat.index_select(1, idx).view(b, -1, x.shape[1] * geometry[0][0] * geometry[0][1] + ones)
 
 
 def _vmap_per_sample(module, inputs, g, params):
@@ -78,7 +133,7 @@ def _vmap_per_sample(module, inputs, g, params):
     xs = [x.detach() for x in inputs if isinstance(x, torch.Tensor)]
     _IN_VMAP[0] += 1
     try:
-        return vmap(grad(inner), in_dims=(None, 0) + (0,) * len(xs))(own, g, *xs)
+        per = vmap(grad(inner), in_dims=(None, 0) + (0,) * len(xs))(own, g, *xs)
     except Exception as exc:
         raise ValueError(
             f"per-sample gradients: layer {type(module).__name__} is not supported by the closed forms "
@@ -87,6 +142,8 @@ def _vmap_per_sample(module, inputs, g, params):
         ) from exc
     finally:
         _IN_VMAP[0] -= 1
+    named = dict(module.named_parameters(recurse=False))
+    return {id(named[n]): v for n, v in per.items()}
 
 
 class DPEngine:
@@ -114,127 +171,214 @@ class DPEngine:
         self.loss_reduction = loss_reduction
         self.generator = generator
         self.preconditioner: Optional[Dict[int, torch.Tensor]] = None
+        self.force_mode: Optional[str] = None  # tests: "ghost" or "bmm" for every unfolded layer
         self.captures: List[_Capture] = []
-        self._own: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self._layers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # module -> _Layer | None
+        self._owner: Dict[int, int] = {}  # id(param) -> how many planned layers own it (tied weights)
         self.active = True
-        self.accum: Dict[int, torch.Tensor] = {}
+        p0 = self.params[0]
+        self._flat = torch.zeros(sum(p.numel() for p in self.params), dtype=p0.dtype, device=p0.device)
+        self._views: Dict[int, torch.Tensor] = {}
+        offset = 0
+        for p in self.params:
+            self._views[id(p)] = self._flat[offset:offset + p.numel()].view(p.shape)
+            offset += p.numel()
+        self.accum: Dict[int, torch.Tensor] = {}  # id(param) -> the lot's sum of clipped gradients so far
         self.lot_samples = 0
         self.last_norms: Optional[torch.Tensor] = None
+        self._frozen: List[torch.Tensor] = []
         ref = weakref.ref(self)
 
         def hook(module, inputs, output):
             eng = ref()
             if eng is not None:
-                eng._on_forward(module, inputs, output)
+                return eng._on_forward(module, inputs, output)
 
         def pre_hook(module, inputs):
             eng = ref()
             if eng is not None:
-                return eng._on_forward_pre(module, inputs)
+                eng._on_forward_pre(module, inputs)
 
-        self._frozen: List[torch.Tensor] = []
+        self._hook, self._pre_hook_fn = hook, pre_hook
+        self._module_handles: list = []
+        self._tried: "weakref.WeakSet" = weakref.WeakSet()
         self._handle = torch.nn.modules.module.register_module_forward_hook(hook)
         self._pre_handle = torch.nn.modules.module.register_module_forward_pre_hook(pre_hook)
+        self._global = True
+        handles = self._module_handles
         weakref.finalize(self, self._handle.remove)
         weakref.finalize(self, self._pre_handle.remove)
+        weakref.finalize(self, lambda: [h.remove() for h in handles])
 
     def close(self) -> None:
         """Stop watching forward passes."""
         self._handle.remove()
         self._pre_handle.remove()
+        for h in self._module_handles:
+            h.remove()
+        self._module_handles.clear()
         self._thaw()
+
+    def _resolve(self, root) -> None:
+        """If ``root`` holds every privatised parameter, watch only its parameter-owning modules.
+
+        The process-wide hooks find the modules from the parameters alone; once one forward pass
+        shows a module tree that owns them all, per-module hooks replace them, so the other modules
+        (of this model and any other) run without hook overhead.
+        """
+        self._tried.add(root)
+        owners, covered = [], set()
+        for m in root.modules():
+            own = [p for p in m.parameters(recurse=False) if id(p) in self.param_ids]
+            if own:
+                owners.append(m)
+                covered.update(id(p) for p in own)
+        if len(covered) < len(self.param_ids):
+            return
+        for m in owners:
+            self._layer(m)
+            self._module_handles.append(m.register_forward_pre_hook(self._pre_hook_fn))
+            self._module_handles.append(m.register_forward_hook(self._hook))
+        self._handle.remove()
+        self._pre_handle.remove()
+        self._global = False
 
     def _thaw(self) -> None:
         for p in self._frozen:
             p.requires_grad_(True)
         self._frozen = []
 
-    def _own_params(self, module):
-        own = self._own.get(module)
-        if own is None:
-            own = [p for p in module.parameters(recurse=False) if id(p) in self.param_ids]
-            self._own[module] = own
-        return own
+    def _layer(self, module) -> Optional[_Layer]:
+        try:
+            return self._layers[module]
+        except KeyError:
+            pass
+        own = [p for p in module.parameters(recurse=False) if id(p) in self.param_ids]
+        layer = _Layer(module, own, self.param_ids) if own else None
+        for p in own:
+            self._owner[id(p)] = self._owner.get(id(p), 0) + 1
+        self._layers[module] = layer
+        return layer
+
+    def _watching(self) -> bool:
+        return self.active and not _IN_VMAP[0] and torch.is_grad_enabled()
 
     def _on_forward_pre(self, module, inputs):
-        # The per-sample gradients come from the layer's input and output gradient, so autograd need
-        # not compute the (summed) weight gradients: the layer's own parameters are frozen during its
-        # forward and its first input is made to require grad so that the output gradient still flows.
-        if not self.active or _IN_VMAP[0] or not torch.is_grad_enabled():
-            return None
-        own = self._own_params(module)
-        if not own or not inputs or not isinstance(inputs[0], torch.Tensor) or not inputs[0].is_floating_point():
-            return None
-        if isinstance(module, _MIXING) and module.training:
-            return None  # the post-hook raises
-        for p in own:
-            if p.requires_grad:
-                p.requires_grad_(False)
-                self._frozen.append(p)
-        if not any(isinstance(x, torch.Tensor) and x.requires_grad for x in inputs):
-            return (inputs[0].detach().requires_grad_(True),) + tuple(inputs[1:])
-        return None
-
-    # -- capture ----------------------------------------------------------------------------
-    def _on_forward(self, module, inputs, output):
-        if not self.active or _IN_VMAP[0] or not torch.is_grad_enabled():
+        if not self._watching():
             return
-        own = self._own_params(module)
-        if not own:
+        if self._global and module not in self._tried:
+            self._resolve(module)
+        layer = self._layer(module)
+        if layer is None:
             return
-        if self._frozen:
-            self._thaw()
         if isinstance(module, _MIXING) and module.training:
             raise ValueError(
                 f"{type(module).__name__} in training mode mixes the samples of a batch, so per-sample gradients "
                 f"(and DP-SGD's guarantee) do not exist; use GroupNorm/LayerNorm or call .eval() on it"
             )
-        if not isinstance(output, torch.Tensor) or not output.requires_grad:
-            return
-        cap = _Capture(module, inputs, own)
+        # frozen during the forward: autograd records no weight-gradient work for this layer
+        for p in layer.params:
+            if p.requires_grad:
+                p.requires_grad_(False)
+                self._frozen.append(p)
+
+    # -- capture ----------------------------------------------------------------------------
+    def _on_forward(self, module, inputs, output):
+        if not self._watching():
+            return None
+        layer = self._layer(module)
+        if layer is None:
+            return None
+        if self._frozen:
+            self._thaw()
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            return None
+        if not output.requires_grad:
+            # nothing upstream needs a gradient (e.g. the first layer): a leaf ends the backward here
+            leaf = output.detach().requires_grad_(True)
+            self.captures.append(_Capture(layer, inputs, leaf))
+            return leaf
+        cap = _Capture(layer, inputs)
         self.captures.append(cap)
 
         def on_grad(grad):
-            cap.grad = grad.detach() if cap.grad is None else cap.grad + grad.detach()
+            cap.grad = grad if cap.grad is None else cap.grad + grad
 
         output.register_hook(on_grad)
+        return None
 
     # -- per-sample gradients ----------------------------------------------------------------
-    def _layer_grads(self, cap: _Capture, materialize: bool):
-        """Return ('ghost', x, g) for a 2-D Linear, or ('full', {param_id: (B, *shape)})."""
-        m, g = cap.module, cap.grad
-        x = cap.inputs[0].detach() if cap.inputs and isinstance(cap.inputs[0], torch.Tensor) else None
+    def _input(self, cap: _Capture) -> torch.Tensor:
+        x = cap.inputs[0] if cap.inputs and isinstance(cap.inputs[0], torch.Tensor) else None
         if x is None:
-            raise ValueError(f"per-sample gradients: {type(m).__name__} got no tensor input")
-        if self.loss_reduction == "mean":
-            g = g * x.shape[0]
-        names = {n: p for n, p in m.named_parameters(recurse=False)}
-        if isinstance(m, nn.Linear):
-            if x.dim() == 2 and not materialize:
-                return ("ghost", x, g)
-            gw = torch.einsum("b...o,b...i->boi", g, x) if x.dim() > 2 else torch.bmm(g.unsqueeze(2), x.unsqueeze(1))
-            by_name = {"weight": gw}
-            if m.bias is not None:
-                by_name["bias"] = g.reshape(g.shape[0], -1, g.shape[-1]).sum(1)
-        elif _conv_fast_ok(m):
-            by_name = _conv_per_sample(m, x, g)
-        else:
-            per = _vmap_per_sample(m, cap.inputs, g, cap.params)
-            return ("full", {id(names[n]): v for n, v in per.items()})
-        return ("full", {id(names[n]): v for n, v in by_name.items() if id(names[n]) in self.param_ids})
+            raise ValueError(f"per-sample gradients: {type(cap.layer.module).__name__} got no tensor input")
+        return x.detach()
+
+    def _patches(self, cap: _Capture):
+        """(A, G) of a conv or an N-D Linear: the unfolded input (B, L, d), with a last column of 1s
+        when the layer's bias is privatised (so one product gives weight and bias), and the output
+        gradient (B, L, c). The per-sample gradient of the layer is ``G_iᵀ A_i`` (c x d)."""
+        layer, g = cap.layer, cap.grad
+        x = self._input(cap)
+        b = x.shape[0]
+        ones = layer.bias is not None
+        if layer.kind == "linear":
+            a = x.reshape(b, -1, x.shape[-1])
+            if ones:
+                a = torch.cat([a, a.new_ones(a.shape[:2] + (1,))], 2)
+            return a, g.reshape(b, -1, g.shape[-1])
+        if layer.geometry[0][0] == 1 and x.dim() == 3:  # Conv1d
+            x, g = x.unsqueeze(2), g.unsqueeze(2)
+        # (B, c, H, W) -> (B, L, c): a free view when the gradient is channels-last (mkldnn's output)
+        return _unfold(x, layer.geometry, ones), g.permute(0, 2, 3, 1).reshape(b, -1, g.shape[1])
+
+    def _split(self, layer: _Layer, per: torch.Tensor) -> Dict[int, torch.Tensor]:
+        """{id(param): ...} from a (..., c, d[+1]) weight[|bias] block."""
+        out = {}
+        lead = per.shape[:-2]
+        if layer.bias is not None:
+            out[id(layer.bias)] = per[..., -1]
+            per = per[..., :-1]
+        if layer.weight is not None:  # a (c, d) block stays a view; _add reshapes into the buffer
+            out[id(layer.weight)] = per.reshape(*lead, *layer.weight.shape) if lead else per
+        return out
+
+    def _materialize(self, cap: _Capture) -> Dict[int, torch.Tensor]:
+        """{id(param): (B, *shape)} per-sample gradients of one layer (of the raw, unscaled output grads)."""
+        layer = cap.layer
+        if layer.kind == "vmap":
+            return _vmap_per_sample(layer.module, cap.inputs, cap.grad, layer.params)
+        a, g = self._patches(cap)
+        if layer.weight is None:  # only the bias is privatised
+            return {id(layer.bias): g.sum(1)}
+        return self._split(layer, torch.bmm(g.transpose(1, 2), a))
+
+    def _scale(self, batch: int) -> float:
+        return float(batch) if self.loss_reduction == "mean" else 1.0
 
     def per_sample_gradients(self) -> Dict[int, torch.Tensor]:
         """Materialised per-sample gradients of the last backward, {id(param): (B, *shape)}."""
         out: Dict[int, torch.Tensor] = {}
         for cap in self._ready_captures():
-            kind, per = self._layer_grads(cap, materialize=True)
-            for pid, v in per.items():
+            for pid, v in self._materialize(cap).items():
+                v = v * self._scale(v.shape[0])
                 out[pid] = out[pid] + v if pid in out else v
         return out
 
     def _ready_captures(self) -> List[_Capture]:
+        for c in self.captures:
+            if c.leaf is not None:
+                c.grad, c.leaf = c.leaf.grad, None
         return [c for c in self.captures if c.grad is not None]
 
+    def _use_ghost(self, l: int, c: int, d: int) -> bool:
+        # ghost: L²(c+d) for the norms; bmm: c·L·d to materialise, then 2·c·d (norms, weighted sum);
+        # both need ~c·L·d for the clipped sum (ghost) or the per-sample gradients (bmm)
+        if self.force_mode is not None:
+            return self.force_mode == "ghost"
+        return l * l * (c + d) < 2 * c * d
+
+    @torch.no_grad()
     def clip_and_accumulate(self) -> int:
         """Clip each sample's gradient of the last backward to C and add the sum to the lot's sum.
 
@@ -244,100 +388,125 @@ class DPEngine:
         caps = self._ready_captures()
         self.captures = []
         self.active = False
-        covered = {id(p) for c in caps for p in c.params}
-        missing = [p for p in self.params if p.grad is not None and id(p) not in covered]
-        if missing:
-            raise ValueError(
-                f"{len(missing)} parameter(s) (shape {tuple(missing[0].shape)}) got a gradient outside any module "
-                f"forward, so their per-sample gradients cannot be traced; use them inside an nn.Module "
-                f"(and call optimizer.zero_grad() before the forward pass)"
-            )
+        params = self.params
+        for p in params:
+            if p.grad is not None:
+                covered = {id(q) for c in caps for q in c.layer.params}
+                missing = [q for q in params if q.grad is not None and id(q) not in covered]
+                if missing:
+                    raise ValueError(
+                        f"{len(missing)} parameter(s) (shape {tuple(missing[0].shape)}) got a gradient outside any "
+                        f"module forward, so their per-sample gradients cannot be traced; use them inside an "
+                        f"nn.Module (and call optimizer.zero_grad() before the forward pass)"
+                    )
+                for q in params:
+                    q.grad = None
+                break
         if not caps:
-            for p in self.params:
-                p.grad = None
             return 0
-        counts: Dict[int, int] = {}
+        batch = caps[0].grad.shape[0]
+        # a parameter reached through several captures (a layer called twice, tied weights) or a
+        # preconditioner (AdaDPS) needs materialised per-sample gradients; the rest take closed forms
+        seen = set()
+        repeated = set()
         for c in caps:
-            for p in c.params:
-                counts[id(p)] = counts.get(id(p), 0) + 1
-        materialize_all = self.preconditioner is not None
-        layers = []
-        batch = None
+            if id(c.layer) in seen:
+                repeated.add(id(c.layer))
+            seen.add(id(c.layer))
+        precond = self.preconditioner
+        full: Dict[int, torch.Tensor] = {}  # materialised per-sample gradients, (B, ...)
+        blocks = []  # (layer, (B, c, d') per-sample weight|bias blocks) of unfolded layers
+        sums = []  # (kind, layer, A, G) of layers whose clipped sums need the clip factors
+        parts = []  # squared per-sample norms, (B,) each
         for c in caps:
-            shared = any(counts[id(p)] > 1 for p in c.params)
-            layer = self._layer_grads(c, materialize=materialize_all or shared)
-            b = layer[1].shape[0] if layer[0] == "ghost" else next(iter(layer[1].values())).shape[0]
-            if batch is None:
-                batch = b
-            elif b != batch:
-                raise ValueError(f"per-sample gradients: layers saw different batch sizes ({batch} and {b})")
-            layers.append(layer)
-        # sum materialised gradients of shared parameters, precondition (AdaDPS), then norms
-        full: Dict[int, torch.Tensor] = {}
-        ghosts = []
-        for layer in layers:
-            if layer[0] == "ghost":
-                ghosts.append(layer)
-            else:
-                for pid, v in layer[1].items():
+            if c.grad.shape[0] != batch:
+                raise ValueError(f"per-sample gradients: layers saw different batch sizes ({batch} and "
+                                 f"{c.grad.shape[0]})")
+            layer = c.layer
+            if (precond is not None or layer.kind == "vmap" or layer.weight is None or id(layer) in repeated
+                    or any(self._owner[id(p)] > 1 for p in layer.params)):
+                for pid, v in self._materialize(c).items():
                     full[pid] = full[pid] + v if pid in full else v
-        if self.preconditioner is not None:
-            full = {pid: v / self.preconditioner[pid] for pid, v in full.items()}
-        norms2 = None
+            elif layer.kind == "linear" and c.grad.dim() == 2:
+                x, g = self._input(c), c.grad
+                xn2 = x.pow(2).sum(1)
+                if layer.bias is not None:
+                    xn2 = xn2 + 1.0
+                parts.append(g.pow(2).sum(1).mul_(xn2))
+                sums.append(("linear", layer, x, g))
+            else:
+                a, g = self._patches(c)
+                if self._use_ghost(a.shape[1], g.shape[2], a.shape[2]):
+                    parts.append((torch.bmm(a, a.transpose(1, 2)) * torch.bmm(g, g.transpose(1, 2))).sum((1, 2)))
+                    sums.append(("ghost", layer, a, g))
+                else:
+                    per = torch.bmm(g.transpose(1, 2), a)
+                    parts.append(torch.linalg.vector_norm(per.view(batch, -1), dim=1).square_())
+                    blocks.append((layer, per))
+        if precond is not None:
+            full = {pid: v / precond[pid] for pid, v in full.items()}
         for v in full.values():
-            n2 = v.reshape(batch, -1).pow(2).sum(1)
-            norms2 = n2 if norms2 is None else norms2 + n2
-        for layer, cap in zip(layers, caps):
-            if layer[0] != "ghost":
-                continue
-            _, x, g = layer
-            g2 = g.pow(2).sum(1)
-            n2 = g2 * x.pow(2).sum(1)
-            if cap.module.bias is not None and id(cap.module.bias) in self.param_ids:
-                n2 = n2 + g2
-            norms2 = n2 if norms2 is None else norms2 + n2
-        norms = norms2.sqrt()
+            parts.append(torch.linalg.vector_norm(v.reshape(batch, -1), dim=1).square_())
+        scale = self._scale(batch)
+        norms = (torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]).sqrt_().mul_(scale)
         self.last_norms = norms
-        factor = (self.l2_norm_clip / (norms + 1e-6)).clamp_(max=1.0)
+        # the per-sample gradients are scale·(raw); fold the scale into the clip factor
+        factor = (self.l2_norm_clip / (norms + 1e-6)).clamp_(max=1.0).mul_(scale)
         for pid, v in full.items():
-            self._add(pid, torch.tensordot(factor, v, dims=1))
-        for layer, cap in zip(layers, caps):
-            if layer[0] != "ghost":
-                continue
-            _, x, g = layer
-            cg = g * factor.unsqueeze(1)
-            m = cap.module
-            if id(m.weight) in self.param_ids:
-                self._add(id(m.weight), cg.t() @ x)
-            if m.bias is not None and id(m.bias) in self.param_ids:
-                self._add(id(m.bias), cg.sum(0))
-        for p in self.params:
-            p.grad = None
+            self._add(pid, factor @ v.reshape(batch, -1))
+        for layer, per in blocks:
+            for pid, v in self._split(layer, (factor @ per.view(batch, -1)).view(per.shape[1:])).items():
+                self._add(pid, v)
+        for kind, layer, a, g in sums:
+            if kind == "linear":
+                cg = g * factor.unsqueeze(1)
+                self._add(id(layer.weight), cg.t() @ a)
+                if layer.bias is not None:
+                    self._add(id(layer.bias), cg.sum(0))
+            else:  # ghost: the clipped sum as one matmul over (B·L)
+                cg = (g * factor.view(batch, 1, 1)).reshape(-1, g.shape[2])
+                for pid, v in self._split(layer, cg.t() @ a.reshape(-1, a.shape[2])).items():
+                    self._add(pid, v)
         self.lot_samples += batch
         return batch
 
     def _add(self, pid: int, v: torch.Tensor) -> None:
-        if pid in self.accum:
-            self.accum[pid].add_(v)
+        acc = self.accum.get(pid)
+        if acc is None:
+            acc = self._views[pid]
+            acc.view(v.shape).copy_(v)
+            self.accum[pid] = acc
         else:
-            self.accum[pid] = v  # a fresh tensor computed from this batch
+            acc.view(v.shape).add_(v)
 
-    def noisy_gradients(self, denominator: float) -> List[torch.Tensor]:
-        """(sum of clipped gradients + N(0, σ²C²)) / denominator for each parameter; resets the lot."""
-        std = self.noise_multiplier * self.l2_norm_clip
-        total = sum(p.numel() for p in self.params)
-        p0 = self.params[0]
-        noise = (torch.normal(0.0, std, size=(total,), generator=self.generator, dtype=p0.dtype)
-                 if std > 0 else torch.zeros(total, dtype=p0.dtype))
-        out, offset = [], 0
-        for p in self.params:
-            s = self.accum.get(id(p))
-            z = noise[offset:offset + p.numel()].view(p.shape)
-            offset += p.numel()
-            out.append((z if s is None else s.add_(z)).div_(denominator))
+    def reset_lot(self) -> None:
+        """Forget the clipped sums of the current lot."""
         self.accum = {}
         self.lot_samples = 0
-        return out
+
+    @torch.no_grad()
+    def noisy_gradients(self, denominator: float) -> List[torch.Tensor]:
+        """(sum of clipped gradients + N(0, σ²C²)) / denominator for each parameter; resets the lot.
+
+        The returned tensors are fresh (the next lot does not overwrite them).
+        """
+        std = self.noise_multiplier * self.l2_norm_clip
+        flat = self._flat
+        if len(self.accum) < len(self.params):  # parameters without a clipped sum in this lot
+            for p in self.params:
+                if id(p) not in self.accum:
+                    self._views[id(p)].zero_()
+        if std > 0:
+            z = torch.randn(flat.shape, generator=self.generator, dtype=flat.dtype, device=flat.device)
+            out = torch.add(flat, z, alpha=std).div_(denominator)
+        else:
+            out = flat / denominator
+        grads, offset = [], 0
+        for p in self.params:
+            grads.append(out[offset:offset + p.numel()].view(p.shape))
+            offset += p.numel()
+        self.reset_lot()
+        return grads
 
 
 def per_sample_gradients(model: nn.Module, criterion: Callable, x: torch.Tensor, y: torch.Tensor,

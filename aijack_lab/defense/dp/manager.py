@@ -28,7 +28,7 @@ SAMPLINGS = ("poisson", "shuffle")
 
 def _take(dataset: Dataset, idx: torch.Tensor):
     if isinstance(dataset, TensorDataset):
-        return tuple(t[idx] for t in dataset.tensors)
+        return tuple(t.index_select(0, idx) for t in dataset.tensors)  # faster than t[idx]
     items = [dataset[int(i)] for i in idx]
     if not items:
         first = dataset[0]
@@ -235,8 +235,7 @@ class DPSGDManager(BaseManager):
             for idx in manager._lot_indices(n, num_lots):
                 lot = _take(manager.dataset, idx)
                 optimizer.in_lot = True
-                optimizer.dp_engine.accum = {}
-                optimizer.dp_engine.lot_samples = 0
+                optimizer.dp_engine.reset_lot()
                 manager._before_lot(optimizer)
                 yield lot
                 optimizer.in_lot = False
