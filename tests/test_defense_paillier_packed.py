@@ -363,3 +363,17 @@ def test_packed_paillier_tensor(keys):
     # the paper API is unchanged
     plain = PaillierTensor.encrypt(pk, g)
     assert not plain.packed and plain.slots == 1 and plain.ciphertexts().shape == (4, 5)
+
+
+def test_packed_subtraction_operand_kinds(keys):
+    pk, sk = keys
+    c = enc_ints(pk, [1, 2, 3], 64)
+    assert dec_ints(sk, c - [1, 2, 3]) == [0, 0, 0]
+    assert dec_ints(sk, c - np.array([True, False, True])) == [0, 2, 2]
+    assert dec_ints(sk, c - np.array([2**40, -5, 0], dtype=object)) == [1 - 2**40, 7, 3]
+    assert dec_ints(sk, 10 - c) == [9, 8, 7] and dec_ints(sk, c - 1) == [0, 1, 2]
+    assert np.allclose(sk.decrypt_array(c - 0.25), [0.75, 1.75, 2.75])
+    with pytest.raises(TypeError, match="ints or floats"):
+        c - "x"
+    with pytest.raises(TypeError, match="ints or floats"):
+        c + "x"

@@ -2181,6 +2181,10 @@ AIJACK_SUBMODULE(paillier, m) {
                throw py::type_error("cannot mix packed and unpacked Paillier ciphertexts");
              py::array arr = py::array::ensure(o);
              if (!arr) throw py::type_error("the plaintext subtrahend must be array-like");
+             char kind = arr.dtype().kind();
+             if (kind != 'O' && kind != 'i' && kind != 'u' && kind != 'f' && kind != 'b')
+               throw py::type_error("the plaintext subtrahend must hold ints or floats, got dtype " +
+                                    std::string(py::str(arr.dtype())));
              if (arr.dtype().kind() == 'O')
                return packed_add(a, py::module_::import("numpy").attr("array")(
                                         py::module_::import("builtins").attr("list")(
@@ -2188,7 +2192,8 @@ AIJACK_SUBMODULE(paillier, m) {
                                                 py::module_::import("operator").attr("neg"), arr.attr("ravel")())),
                                         "object"),
                                  kDefaultPrecision);
-             return packed_add(a, py::module_::import("numpy").attr("negative")(arr), kDefaultPrecision);
+             py::object plain = kind == 'b' ? py::object(arr.attr("astype")("int64")) : py::object(arr);
+             return packed_add(a, py::module_::import("numpy").attr("negative")(plain), kDefaultPrecision);
            })
       .def("__rsub__",
            [packed_add, needp](const PackedVector &a, py::object o) -> py::object {
