@@ -149,8 +149,10 @@ def test_noise_has_std_sigma_times_clip():
     engine.close()
 
 
-def _paper_loop(manager_cls, x, y, sigma=1.0, epochs=3, lr=0.5, kind="mlp", batch_size=64, seed=0, **kw):
-    model = make_digits_model(kind, seed=seed)
+def _paper_loop(manager_cls, x, y, sigma=1.0, epochs=3, lr=0.5, kind="mlp", batch_size=64, seed=0, model=None, **kw):
+    if model is not None and manager_cls is AdaDPSManager:
+        kw["model"] = model  # AdaDPS computes its side-information gradients with it
+    model = make_digits_model(kind, seed=seed) if model is None else model
     criterion = nn.CrossEntropyLoss()
     accountant = GeneralMomentAccountant(noise_type="Gaussian", backend="cpp")
     manager = manager_cls(accountant, optim.SGD, l2_norm_clip=1.0, dataset=TensorDataset(x, y), lot_size=64,
@@ -221,31 +223,29 @@ def test_dplis_runs_and_is_reported_against_dpsgd(digits):
         torch.testing.assert_close(pa, pb)
 
 
-@pytest.mark.slow
 def test_adadps_beats_dpsgd_at_equal_epsilon(digits):
+    """The default task (the DP panel's): digits MLP, ε=4 (δ=1e-5), 8 epochs, lots of 64, C=1, 100
+    public test images as AdaDPS's side information; each method at its tuned lr. Same seeds, so
+    the same lots and noise draws: AdaDPS wins on average and in most seeds."""
     x, y, xt, yt = digits
     public = TensorDataset(xt[:100], yt[:100])
     test = (xt[100:], yt[100:])
-    base, acc_base, _ = _paper_loop(DPSGDManager, x, y, epochs=15, lr=1.0, kind="cnn")
-    # AdaDPS needs the model for its public gradients: the same loop, by hand
-    model = make_digits_model("cnn", seed=0)
-    criterion = nn.CrossEntropyLoss()
-    accountant = GeneralMomentAccountant()
-    manager = AdaDPSManager(accountant, optim.SGD, l2_norm_clip=1.0, dataset=TensorDataset(x, y), lot_size=64,
-                            batch_size=64, seed=0, public_dataset=public, model=model, criterion=criterion)
-    opt_cls, lot_loader, batch_loader = manager.privatize(noise_multiplier=1.0)
-    opt = opt_cls(model.parameters(), lr=1.0)
-    for _ in range(15):
-        for X_lot, y_lot in lot_loader(opt):
-            for xb, yb in batch_loader(TensorDataset(X_lot, y_lot)):
-                opt.zero_grad()
-                criterion(model(xb), yb).backward()
-                opt.step()
-    model.eval()
-    assert accountant.get_epsilon(1e-5) == pytest.approx(acc_base.get_epsilon(1e-5), rel=1e-12)
-    a_base, a_ada = evaluate_accuracy(base, test), evaluate_accuracy(model, test)
-    print(f"DPSGD {a_base:.3f} vs AdaDPS {a_ada:.3f}")
-    assert a_ada > a_base
+    steps = 8 * (len(x) // 64)
+    sigma = GeneralMomentAccountant().get_noise_multiplier("sigma", 4.0, 1e-5, 64 / len(x), None, num_steps=steps)
+    wins, a_base, a_ada = 0, [], []
+    for seed in (0, 1, 2):
+        base, acc_base, _ = _paper_loop(DPSGDManager, x, y, sigma=sigma, epochs=8, lr=1.0, seed=seed)
+        model = make_digits_model("mlp", seed=seed)
+        ada, acc_ada, _ = _paper_loop(AdaDPSManager, x, y, sigma=sigma, epochs=8, lr=1.4, seed=seed, model=model,
+                                      public_dataset=public, criterion=nn.CrossEntropyLoss())
+        assert ada is model
+        assert acc_ada.get_epsilon(1e-5) == pytest.approx(acc_base.get_epsilon(1e-5), rel=1e-12)
+        assert acc_base.get_epsilon(1e-5) <= 4.0
+        a_base.append(evaluate_accuracy(base, test))
+        a_ada.append(evaluate_accuracy(ada, test))
+        wins += a_ada[-1] > a_base[-1]
+    print(f"DPSGD {a_base} vs AdaDPS {a_ada}")
+    assert sum(a_ada) > sum(a_base) and wins >= 2
 
 
 def test_dp_fedavg_client_trains_privately(digits):

@@ -38,6 +38,14 @@ def test_dpsgd_panel_trains_at_target_epsilon(method):
     assert_code_reproduces(panel, rtol=1e-6, atol=1e-6)
 
 
+def test_adadps_panel_beats_dpsgd_on_the_default_task():
+    panel = DPSGDPanel(method="adadps", curve=False)  # digits MLP, ε=4, 8 epochs: the panel's defaults
+    r = panel.run()
+    assert r["epsilon"] <= 4.0
+    assert r["dpsgd_accuracy"] is not None and r["accuracy"] > r["dpsgd_accuracy"]
+    assert_code_reproduces(panel, rtol=1e-6, atol=1e-6)
+
+
 def test_stop_ends_a_training_run():
     from aijack_lab.utils.progress import StopRequested
 

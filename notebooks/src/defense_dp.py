@@ -152,27 +152,32 @@ assert ((fast_flat * clip_factor[:, None]).norm(dim=1) <= 1.0 + 1e-5).all()
 # %% [markdown]
 # ## AdaDPS and DPlis at the same ε
 #
-# **AdaDPS** divides each per-sample gradient by √v + ε₀, where v is a second-moment estimate from
-# side information (here 100 public test images, which we then leave out of the evaluation), before
-# clipping and noising. **DPlis** takes each batch's gradients at weights perturbed by Gaussian
-# noise (`smoothing=True, smoothing_radius=r`), i.e. of a smoothed loss. Same σ, same lots, so the
-# same ε.
+# **AdaDPS** divides each per-sample gradient by √v̂ + ε₀, where v is an RMSProp second-moment
+# estimate from side information (here the gradient on 100 public test images, which we then leave
+# out of the evaluation, refreshed every lot), before clipping and noising. **DPlis** takes each
+# batch's gradients at weights perturbed by Gaussian noise (`smoothing=True, smoothing_radius=r`),
+# i.e. of a smoothed loss. The default task of the DP panel: the MLP at ε = 4 (8 epochs). Same σ,
+# same lots and the same noise draws for a seed, so the same ε; each method at its own tuned
+# learning rate (DP-SGD and DPlis 1.0, AdaDPS 1.4 — the grids are in the README).
 
 # %%
 public = TensorDataset(X_test[:100], y_test[:100])
 test = (X_test[100:], y_test[100:])
+epochs4 = 8
+sigma4 = GeneralMomentAccountant().get_noise_multiplier("sigma", 4.0, 1e-5, lot_size / N, None,
+                                                        num_steps=epochs4 * (N // lot_size))
 
 
-def train(manager_cls, epochs=6, lr=1.0, **kw):
-    net = make_digits_model("mlp", seed=0)
+def train(manager_cls, lr, seed, **kw):
+    net = make_digits_model("mlp", seed=seed)
     acc = GeneralMomentAccountant()
     if manager_cls is AdaDPSManager:
         kw.update(public_dataset=public, model=net, criterion=criterion)
     manager = manager_cls(acc, optim.SGD, l2_norm_clip=1.0, dataset=TensorDataset(X_train, y_train),
-                          lot_size=64, seed=0, **kw)
-    opt_cls, lots, batches = manager.privatize(noise_multiplier=sigma)
+                          lot_size=64, seed=seed, **kw)
+    opt_cls, lots, batches = manager.privatize(noise_multiplier=sigma4)
     opt = opt_cls(net.parameters(), lr=lr)
-    for _ in range(epochs):
+    for _ in range(epochs4):
         for X_lot, y_lot in lots(opt):
             for xb, yb in batches(TensorDataset(X_lot, y_lot)):
                 opt.zero_grad()
@@ -182,15 +187,19 @@ def train(manager_cls, epochs=6, lr=1.0, **kw):
     return evaluate_accuracy(net, test), acc.get_epsilon(1e-5)
 
 
+seeds = (0, 1, 2)
 results = {
-    "DPSGD": train(DPSGDManager),
-    "AdaDPS": train(AdaDPSManager),
-    "DPlis": train(DPSGDManager, smoothing=True, smoothing_radius=3.0),
+    "DPSGD": [train(DPSGDManager, 1.0, s) for s in seeds],
+    "AdaDPS": [train(AdaDPSManager, 1.4, s) for s in seeds],
+    "DPlis": [train(DPSGDManager, 1.0, s, smoothing=True, smoothing_radius=3.0) for s in seeds],
 }
-for name, (acc, eps) in results.items():
-    print(f"{name:7s} accuracy {acc:.3f} at epsilon {eps:.3f}")
-assert len({round(eps, 9) for _, eps in results.values()}) == 1
-assert all(acc > 0.8 for acc, _ in results.values())
+mean_accuracy = {name: sum(a for a, _ in runs) / len(runs) for name, runs in results.items()}
+for name, runs in results.items():
+    print(f"{name:7s} accuracy {[round(a, 3) for a, _ in runs]} (mean {mean_accuracy[name]:.3f}) "
+          f"at epsilon {runs[0][1]:.3f}")
+assert len({round(eps, 9) for runs in results.values() for _, eps in runs}) == 1 and results["DPSGD"][0][1] <= 4.0
+assert all(acc > 0.85 for runs in results.values() for acc, _ in runs)
+assert mean_accuracy["AdaDPS"] > mean_accuracy["DPSGD"]
 
 # %% [markdown]
 # ## A FedAVG client that trains with DP-SGD
@@ -233,14 +242,16 @@ accountant_panel
 # %% [markdown]
 # The training panel (also opened by the gallery's DPSGD, AdaDPS and DPlis entries): train at a
 # chosen ε, see accuracy against ε and a loss-threshold membership-inference AUC of the private
-# and the non-private model.
+# and the non-private model. Here AdaDPS on the default task, marked against DP-SGD at the same ε.
 
 # %%
 from aijack_lab.widgets import DPSGDPanel
 
-dp_panel = DPSGDPanel(method="dpsgd", target_epsilon=4.0, curve=False)
+dp_panel = DPSGDPanel(method="adadps", target_epsilon=4.0, curve=False)
 dp_panel.run()
-assert dp_panel.result["epsilon"] <= 4.0 and dp_panel.result["accuracy"] > 0.8
+print(f"AdaDPS {dp_panel.result['accuracy']:.3f} vs DP-SGD {dp_panel.result['dpsgd_accuracy']:.3f} "
+      f"at epsilon {dp_panel.result['epsilon']:.3f}")
+assert dp_panel.result["epsilon"] <= 4.0 and dp_panel.result["accuracy"] > dp_panel.result["dpsgd_accuracy"] > 0.8
 dp_panel
 
 # %% [markdown]

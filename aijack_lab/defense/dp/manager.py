@@ -254,23 +254,30 @@ class DPSGDManager(BaseManager):
 
 
 class AdaDPSManager(DPSGDManager):
-    """AdaDPS (Li et al. 2022, Private Adaptive Optimization with Side Information).
+    """AdaDPS (Li et al. 2022, Private Adaptive Optimization with Side Information), Algorithm 1.
 
-    Each per-sample gradient is preconditioned *before* clipping, ``g_i / (√v + ε)``, so the clip
-    bound and the noise act in the preconditioned geometry; the noisy mean is then passed to the
-    base optimizer (use ``optim.SGD``). ``v`` is an RMSProp-style second-moment estimate
-    (``v ← β·v + (1-β)·g²``) from side information: gradients on ``public_dataset`` (needs ``model``
-    and ``criterion``), or, without public data, the previous noisy private gradients (post-processing,
-    no extra privacy cost).
+    Each lot: side information gives a preconditioner ``A = √v̂ + ε₀``; each per-sample gradient is
+    divided by ``A`` *before* clipping, so the clip bound and the noise act in the preconditioned
+    geometry; the noisy mean ``(Σ clip(g_i/A) + N(0, σ²C²)) / L`` is the step of the base optimizer
+    (``optim.SGD``: ``w ← w − lr·g̃``, with its own lr). ``v`` is RMSProp's second-moment estimate,
+    ``v ← β·v + (1-β)·g²`` (``v̂ = v / (1-βᵗ)``), refreshed once per lot from:
 
-    Extra args: ``public_dataset``, ``model``, ``criterion``, ``public_batch_size`` (64),
-    ``beta`` (0.9), ``eps_root`` (ε of the preconditioner, 0.1).
+    - ``public_dataset`` (needs ``model`` and ``criterion``): the gradient of the mean loss on the
+      public data at the current weights — all of it by default (``public_batch_size=None``; with a
+      small public set, a random sub-batch per lot gives a noisier v and, on the digits MLP, lost
+      to DP-SGD), or a random batch of ``public_batch_size``;
+    - without public data, the previous noisy private gradients (post-processing, no privacy cost).
+
+    Defaults (``beta=0.9``, ``eps_root=0.03``) and the learning rate: chosen on the digits MLP at
+    ε=4 (8 epochs, lots of 64, C=1, 100 public test images; eps_root in {0.03, 0.1, 0.3} x lr in
+    {1, 1.4, 2}, seeds 0-4), where AdaDPS at lr 1.4 beats DP-SGD at its best lr (1.0 of
+    {0.7, 1, 1.4}) on average — by a small margin; see the README's DP section.
     """
 
     def __init__(self, accountant, optimizer_cls, l2_norm_clip: float = 1.0, dataset=None, lot_size: int = 64,
                  batch_size=None, iterations=None, public_dataset: Optional[Dataset] = None,
                  model: Optional[torch.nn.Module] = None, criterion: Optional[Callable] = None,
-                 public_batch_size: int = 64, beta: float = 0.9, eps_root: float = 0.1, **kwargs):
+                 public_batch_size: Optional[int] = None, beta: float = 0.9, eps_root: float = 0.03, **kwargs):
         super().__init__(accountant, optimizer_cls, l2_norm_clip=l2_norm_clip, dataset=dataset, lot_size=lot_size,
                          batch_size=batch_size, iterations=iterations, **kwargs)
         if public_dataset is not None and (model is None or criterion is None):
@@ -280,11 +287,13 @@ class AdaDPSManager(DPSGDManager):
         self.public_dataset = public_dataset
         self.model = model
         self.criterion = criterion
-        self.public_batch_size = check_positive_int("public_batch_size", public_batch_size)
+        self.public_batch_size = (None if public_batch_size is None
+                                  else check_positive_int("public_batch_size", public_batch_size))
         self.beta = float(beta)
         if not 0.0 <= self.beta < 1.0:
             raise ValueError(f"beta must be in [0, 1), got {beta}")
         self.eps_root = check_positive("eps_root", eps_root)
+        self._public = None
 
     def _on_optimizer(self, optimizer):
         engine = optimizer.dp_engine
@@ -312,8 +321,13 @@ class AdaDPSManager(DPSGDManager):
             return
         engine = optimizer.dp_engine
         n = len(self.public_dataset)
-        idx = torch.randint(0, n, (min(self.public_batch_size, n),), generator=self.generator)
-        x, y = _take(self.public_dataset, idx)[:2]
+        if self.public_batch_size is None or self.public_batch_size >= n:
+            if self._public is None:
+                self._public = _take(self.public_dataset, torch.arange(n))[:2]
+            x, y = self._public
+        else:
+            idx = torch.randint(0, n, (self.public_batch_size,), generator=self.generator)
+            x, y = _take(self.public_dataset, idx)[:2]
         active = engine.active
         engine.active = False
         try:
