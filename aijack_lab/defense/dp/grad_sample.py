@@ -315,9 +315,10 @@ class DPEngine:
         return x.detach()
 
     def _patches(self, cap: _Capture):
-        """(A, G) of a conv or an N-D Linear: the unfolded input (B, L, d), with a last column of 1s
+        """(A, Gᵀ) of a conv or an N-D Linear: the unfolded input (B, L, d), with a last column of 1s
         when the layer's bias is privatised (so one product gives weight and bias), and the output
-        gradient (B, L, c). The per-sample gradient of the layer is ``G_iᵀ A_i`` (c x d)."""
+        gradient as (B, c, L) (a view for NCHW and channels-last gradients alike). The per-sample
+        gradient of the layer is ``Gᵀ_i A_i`` (c x d)."""
         layer, g = cap.layer, cap.grad
         x = self._input(cap)
         b = x.shape[0]
@@ -326,11 +327,10 @@ class DPEngine:
             a = x.reshape(b, -1, x.shape[-1])
             if ones:
                 a = torch.cat([a, a.new_ones(a.shape[:2] + (1,))], 2)
-            return a, g.reshape(b, -1, g.shape[-1])
+            return a, g.reshape(b, -1, g.shape[-1]).transpose(1, 2)
         if layer.geometry[0][0] == 1 and x.dim() == 3:  # Conv1d
-            x, g = x.unsqueeze(2), g.unsqueeze(2)
-        # (B, c, H, W) -> (B, L, c): a free view when the gradient is channels-last (mkldnn's output)
-        return _unfold(x, layer.geometry, ones), g.permute(0, 2, 3, 1).reshape(b, -1, g.shape[1])
+            x = x.unsqueeze(2)
+        return _unfold(x, layer.geometry, ones), g.reshape(b, g.shape[1], -1)
 
     def _split(self, layer: _Layer, per: torch.Tensor) -> Dict[int, torch.Tensor]:
         """{id(param): ...} from a (..., c, d[+1]) weight[|bias] block."""
@@ -348,10 +348,10 @@ class DPEngine:
         layer = cap.layer
         if layer.kind == "vmap":
             return _vmap_per_sample(layer.module, cap.inputs, cap.grad, layer.params)
-        a, g = self._patches(cap)
+        a, gt = self._patches(cap)
         if layer.weight is None:  # only the bias is privatised
-            return {id(layer.bias): g.sum(1)}
-        return self._split(layer, torch.bmm(g.transpose(1, 2), a))
+            return {id(layer.bias): gt.sum(2)}
+        return self._split(layer, torch.bmm(gt, a))
 
     def _scale(self, batch: int) -> float:
         return float(batch) if self.loss_reduction == "mean" else 1.0
@@ -435,12 +435,12 @@ class DPEngine:
                 parts.append(g.pow(2).sum(1).mul_(xn2))
                 sums.append(("linear", layer, x, g))
             else:
-                a, g = self._patches(c)
-                if self._use_ghost(a.shape[1], g.shape[2], a.shape[2]):
-                    parts.append((torch.bmm(a, a.transpose(1, 2)) * torch.bmm(g, g.transpose(1, 2))).sum((1, 2)))
-                    sums.append(("ghost", layer, a, g))
+                a, gt = self._patches(c)
+                if self._use_ghost(a.shape[1], gt.shape[1], a.shape[2]):
+                    parts.append((torch.bmm(a, a.transpose(1, 2)) * torch.bmm(gt.transpose(1, 2), gt)).sum((1, 2)))
+                    sums.append(("ghost", layer, a, gt))
                 else:
-                    per = torch.bmm(g.transpose(1, 2), a)
+                    per = torch.bmm(gt, a)
                     parts.append(torch.linalg.vector_norm(per.view(batch, -1), dim=1).square_())
                     blocks.append((layer, per))
         if precond is not None:
@@ -464,8 +464,8 @@ class DPEngine:
                 if layer.bias is not None:
                     self._add(id(layer.bias), cg.sum(0))
             else:  # ghost: the clipped sum as one matmul over (B·L)
-                cg = (g * factor.view(batch, 1, 1)).reshape(-1, g.shape[2])
-                for pid, v in self._split(layer, cg.t() @ a.reshape(-1, a.shape[2])).items():
+                cgt = (g * factor.view(batch, 1, 1)).transpose(0, 1).reshape(g.shape[1], -1)  # (c, B·L)
+                for pid, v in self._split(layer, cgt @ a.reshape(-1, a.shape[2])).items():
                     self._add(pid, v)
         self.lot_samples += batch
         return batch
