@@ -178,6 +178,7 @@ class DPEngine:
         self.active = True
         p0 = self.params[0]
         self._flat = torch.zeros(sum(p.numel() for p in self.params), dtype=p0.dtype, device=p0.device)
+        self._sizes = [p.numel() for p in self.params]
         self._views: Dict[int, torch.Tensor] = {}
         offset = 0
         for p in self.params:
@@ -501,10 +502,7 @@ class DPEngine:
             out = torch.add(flat, z, alpha=std).div_(denominator)
         else:
             out = flat / denominator
-        grads, offset = [], 0
-        for p in self.params:
-            grads.append(out[offset:offset + p.numel()].view(p.shape))
-            offset += p.numel()
+        grads = [v.view(p.shape) for v, p in zip(out.split(self._sizes), self.params)]
         self.reset_lot()
         return grads
 

@@ -144,7 +144,8 @@ class DPSGDManager(BaseManager):
                 manager._on_optimizer(self)
 
             def zero_grad(self, set_to_none: bool = True):
-                super().zero_grad(set_to_none=set_to_none)
+                if any(p.grad is not None for g in self.param_groups for p in g["params"]):
+                    super().zero_grad(set_to_none=set_to_none)  # (the engine leaves no .grad behind)
                 self.dp_engine._thaw()
                 self.dp_engine.captures = []
                 self.dp_engine.active = True
