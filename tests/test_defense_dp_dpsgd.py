@@ -310,6 +310,11 @@ def test_bad_input(digits):
         bn(x[:8])
     opt.dp_engine.close()
 
+    # in-place activations after the first layer (whose output the engine turns into a leaf) work
+    crit = nn.CrossEntropyLoss()
+    inplace = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    torch.testing.assert_close(per_sample_gradients(inplace, crit, x[:5], y[:5])["0.weight"],
+                               micro_batch_gradients(inplace, crit, x[:5], y[:5])["0.weight"], rtol=1e-4, atol=1e-6)
     # a module with its own raw parameter takes the vmap fallback and matches micro-batches
     class Raw(nn.Module):
         def __init__(self):

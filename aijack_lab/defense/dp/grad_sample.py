@@ -295,10 +295,12 @@ class DPEngine:
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
             return None
         if not output.requires_grad:
-            # nothing upstream needs a gradient (e.g. the first layer): a leaf ends the backward here
+            # nothing upstream needs a gradient (e.g. the first layer): a leaf ends the backward
+            # here. The model gets a (cheap) copy of it, so that in-place ops downstream
+            # (ReLU(inplace=True)) do not modify a leaf that requires grad
             leaf = output.detach().requires_grad_(True)
             self.captures.append(_Capture(layer, inputs, leaf))
-            return leaf
+            return leaf.clone()
         cap = _Capture(layer, inputs)
         self.captures.append(cap)
 
