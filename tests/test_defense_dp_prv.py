@@ -180,3 +180,33 @@ def test_bad_input(call, name):
 def test_tiny_sigma_raises_instead_of_a_huge_grid():
     with pytest.raises(ValueError, match="sigma|max_points"):
         prv(0.5, 0.5, 1000).get_epsilon(1e-5)
+
+
+def test_dpsgd_counts_its_lots_into_a_prv_accountant(digits):
+    import torch
+    from torch import nn, optim
+    from torch.utils.data import TensorDataset
+
+    from aijack_lab.defense import DPSGDManager
+    from aijack_lab.models import make_digits_model
+
+    x, y, _, _ = digits
+    model = make_digits_model("mlp", seed=0)
+    accountant = PRVAccountant()
+    manager = DPSGDManager(accountant, optim.SGD, l2_norm_clip=1.0, dataset=TensorDataset(x, y), lot_size=64,
+                           iterations=20, seed=0)
+    opt_cls, lot_loader, batch_loader = manager.privatize(noise_multiplier=1.2)
+    opt = opt_cls(model.parameters(), lr=0.5)
+    for x_lot, y_lot in lot_loader(opt):
+        for xb, yb in batch_loader(TensorDataset(x_lot, y_lot)):
+            opt.zero_grad()
+            nn.CrossEntropyLoss()(model(xb), yb).backward()
+            opt.step()
+    q = 64 / len(x)
+    reference = prv(sigma=1.2, q=q, steps=20).get_epsilon(1e-5)
+    assert accountant.get_epsilon(1e-5) == pytest.approx(reference, rel=1e-12)
+    rdp = GeneralMomentAccountant()
+    rdp.add_step_info({"sigma": 1.2}, q, 20)
+    assert accountant.get_epsilon(1e-5) < rdp.get_epsilon(1e-5)
+    with pytest.raises(TypeError, match="PRVAccountant"):
+        DPSGDManager(object(), optim.SGD, dataset=TensorDataset(x, y))

@@ -51,11 +51,21 @@ class _TensorBatches:
             yield tuple(t[s:s + self.batch_size] for t in self.tensors)
 
 
+def check_accountant(accountant) -> None:
+    """DP-SGD needs an accountant it can count steps into and ask ε of: the RDP moments accountant,
+    the PRV accountant, or any object with the same ``add_step_info``/``get_epsilon``/``reset_step_info``."""
+    missing = [m for m in ("add_step_info", "get_epsilon", "reset_step_info") if not callable(getattr(accountant, m, None))]
+    if missing or not hasattr(accountant, "noise_type"):
+        raise TypeError(f"accountant must be a GeneralMomentAccountant or PRVAccountant (an object with "
+                        f"add_step_info, get_epsilon, reset_step_info and noise_type), got {type(accountant).__name__}")
+
+
 class DPSGDManager(BaseManager):
     """Builds the DP optimizer class and the lot/batch loaders of the paper's Code 4.
 
     Args:
-        accountant: a :class:`GeneralMomentAccountant`; every lot adds one step to it.
+        accountant: a :class:`GeneralMomentAccountant` (RDP) or :class:`PRVAccountant` (tighter ε);
+            every lot adds one step to it.
         optimizer_cls: the optimizer the noisy gradients are fed to (``optim.SGD``, ``optim.Adam``…).
         l2_norm_clip: C, the bound on each sample's gradient norm.
         dataset: the private training data (a ``Dataset`` of ``(x, y)``).
@@ -76,8 +86,7 @@ class DPSGDManager(BaseManager):
                  iterations: Optional[int] = None, smoothing: bool = False, smoothing_radius: float = 10.0,
                  sampling: str = "poisson", loss_reduction: str = "mean", seed: Optional[int] = None):
         super().__init__(accountant, optimizer_cls)
-        if not isinstance(accountant, GeneralMomentAccountant):
-            raise TypeError(f"accountant must be a GeneralMomentAccountant, got {type(accountant).__name__}")
+        check_accountant(accountant)
         if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
             raise TypeError(f"optimizer_cls must be a torch.optim.Optimizer subclass (e.g. optim.SGD), got {optimizer_cls!r}")
         self.accountant = accountant
@@ -222,7 +231,7 @@ class DPSGDManager(BaseManager):
     def privatize(self, noise_multiplier: float):
         """Return ``(dpoptimizer_cls, lot_loader, batch_loader)`` for noise multiplier σ."""
         if self.accountant.noise_type != "Gaussian":
-            raise ValueError("DP-SGD adds Gaussian noise: use GeneralMomentAccountant(noise_type='Gaussian')")
+            raise ValueError("DP-SGD adds Gaussian noise: use an accountant with noise_type='Gaussian'")
         self.noise_multiplier = check_positive("noise_multiplier", noise_multiplier)
         dpoptimizer_cls = self.attach(self.optimizer_cls)
         manager = self
@@ -362,8 +371,7 @@ class DPSGDClientManager(BaseManager):
                  lot_size: int = 32, batch_size: Optional[int] = None, loss_reduction: str = "mean",
                  seed: Optional[int] = None):
         super().__init__(accountant)
-        if not isinstance(accountant, GeneralMomentAccountant):
-            raise TypeError(f"accountant must be a GeneralMomentAccountant, got {type(accountant).__name__}")
+        check_accountant(accountant)
         self.accountant = accountant
         self.l2_norm_clip = check_positive("l2_norm_clip", l2_norm_clip)
         self.noise_multiplier = check_positive("noise_multiplier", noise_multiplier)
