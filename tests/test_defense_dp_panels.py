@@ -15,6 +15,9 @@ def test_accountant_panel_reference_point_and_code():
     assert r["epsilon_closedformula"] > r["epsilon"]
     assert r["epsilon_curve_tight"] == sorted(r["epsilon_curve_tight"])  # ε grows with the lots
     assert r["sigma_for_target"] > 1.5  # a smaller ε needs more noise
+    assert r["epsilon_prv"] == pytest.approx(6.77913, abs=1e-4)  # Opacus 1.6.0's PRV: 6.77913
+    prv = [e for e in r["epsilon_curve_prv"] if e is not None]
+    assert len(prv) == len(r["epsilon_curve_prv"]) >= 5 and prv == sorted(prv)
     assert_code_reproduces(panel, rtol=1e-9)
     assert "lot" in panel.description.lower() and "batch" in panel.description.lower()
 
@@ -54,3 +57,8 @@ def test_stop_ends_a_training_run():
     panel._stop.set()  # as the Stop button does while a run is going
     with pytest.raises(StopRequested):
         panel.compute(panel.values, panel._progress)
+
+
+def test_accountant_panel_prv_gives_way_to_rdp_when_sigma_is_too_small():
+    r = AccountantPanel().set(sigma=0.3, sampling_rate=1.0, steps=2000).run()
+    assert r["epsilon"] > 0 and r["epsilon_prv"] is None  # the RDP ε is still reported

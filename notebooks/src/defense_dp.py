@@ -39,7 +39,8 @@ print(N, "training samples")
 # The reference point of this project: σ = 1.5, q = 0.04, 2250 steps, δ = 1e-5. Over the integer
 # orders 2..72 (the seed's) ε = 7.32988; over Opacus's default orders (which include fractional
 # orders such as 3.9) ε = 7.32911, Opacus 1.6's own number. The difference comes only from the set
-# of orders. Tighter accountants exist (Opacus's PRV: 6.779, GDP: 6.602) but are not RDP.
+# of orders. Tighter accountants exist (PRV: 6.779, GDP: 6.602) but are not RDP; the PRV one is
+# below.
 
 # %%
 accountant = GeneralMomentAccountant(noise_type="Gaussian", search="greedy", orders=list(range(2, 73)),
@@ -73,6 +74,22 @@ closed = GeneralMomentAccountant(bound_type="rdp_upperbound_closedformula")
 closed.add_step_info({"sigma": 1.5}, 0.04, 2250)
 print(f"closed-formula bound: {closed.get_epsilon(1e-5):.3f} >= tight {epsilon:.3f}")
 assert closed.get_epsilon(1e-5) > epsilon
+
+# %% [markdown]
+# **The PRV accountant** (Gopi, Lee, Wutschitz 2021) skips RDP: it discretises each step's privacy
+# loss distribution on a grid whose error it bounds, composes the steps by FFT and reads ε(δ) off
+# the result, reporting an upper bound (ε_error = 0.01, δ_error = δ/1000 by default). Same interface,
+# same steps, a smaller guaranteed ε — here 6.779 instead of 7.33; put the other way, the RDP ε of
+# σ = 1.5 is reached by PRV with σ ≈ 1.43, 5% less noise.
+
+# %%
+from aijack_lab.defense import PRVAccountant
+
+prv = PRVAccountant()
+prv.add_step_info({"sigma": 1.5}, 0.04, 2250)
+low, estimate, upper = prv.get_epsilon_bounds(1e-5)
+print(f"PRV: epsilon <= {upper:.5f} (estimate {estimate:.5f}, lower bound {low:.5f}); RDP: {epsilon:.5f}")
+assert abs(upper - 6.77913) < 1e-4 and upper < epsilon
 
 # %% [markdown]
 # ## Choosing σ for a target ε
