@@ -19,6 +19,45 @@ BACKENDS = ("cpp", "python")
 DEFAULT_ORDERS = tuple(range(2, 73))
 
 
+def noise_search_arguments(target_epsilon, target_delta, sampling_rate, num_iterations, noise_multiplier_min,
+                           noise_multiplier_max, noise_multiplier_precision, num_steps):
+    """Checks ``get_noise_multiplier``'s arguments (shared by the accountants); returns
+    ``(target_epsilon, delta, q, num_steps, lo, hi, precision)``. As in the seed, ``num_iterations``
+    counts epochs: steps = ``int(num_iterations / sampling_rate)`` unless ``num_steps`` is given."""
+    target_epsilon = check_positive("target_epsilon", target_epsilon)
+    delta = check_probability("target_delta", target_delta, allow_one=False)
+    q = check_probability("sampling_rate", sampling_rate)
+    if num_steps is None:
+        check_positive("num_iterations", num_iterations)
+        num_steps = int(num_iterations / q)
+    num_steps = check_positive_int("num_steps", num_steps)
+    lo = check_positive("noise_multiplier_min", noise_multiplier_min, allow_zero=True)
+    hi = check_positive("noise_multiplier_max", noise_multiplier_max)
+    precision = check_positive("noise_multiplier_precision", noise_multiplier_precision)
+    if hi <= lo:
+        raise ValueError(f"noise_multiplier_max must be > noise_multiplier_min, got {hi} <= {lo}")
+    return target_epsilon, delta, q, num_steps, lo, hi, precision
+
+
+def smallest_noise_meeting(meets, lo: float, hi: float, precision: float, what: str) -> float:
+    """Bisection for the smallest noise scale with ``meets(scale)`` (ε ≤ target), to ``precision``.
+
+    Only ever returns a scale it evaluated and found meeting the target, so the result is never
+    optimistic (the failure of binary searches that return the midpoint); ``hi`` is doubled until it
+    meets the target, and everything below ``lo`` is assumed to miss it.
+    """
+    while not meets(hi):
+        lo, hi = hi, 2.0 * hi
+        if hi > 1e7:
+            raise ValueError(f"no noise scale up to 1e7 reaches {what}")
+    if lo > 0 and meets(lo):
+        return lo
+    while hi - lo > precision:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if meets(mid) else (mid, hi)
+    return hi
+
+
 def _cpp():
     try:
         from ..._core import accountant
@@ -171,36 +210,15 @@ class GeneralMomentAccountant:
         """
         if noise_multiplier_key != self.noise_key:
             raise ValueError(f"noise_multiplier_key must be {self.noise_key!r} for noise_type={self.noise_type!r}, got {noise_multiplier_key!r}")
-        target_epsilon = check_positive("target_epsilon", target_epsilon)
-        delta = check_probability("target_delta", target_delta, allow_one=False)
-        q = check_probability("sampling_rate", sampling_rate)
-        if num_steps is None:
-            check_positive("num_iterations", num_iterations)
-            num_steps = int(num_iterations / q)
-        num_steps = check_positive_int("num_steps", num_steps)
-        lo = check_positive("noise_multiplier_min", noise_multiplier_min, allow_zero=True)
-        hi = check_positive("noise_multiplier_max", noise_multiplier_max)
-        precision = check_positive("noise_multiplier_precision", noise_multiplier_precision)
-        if hi <= lo:
-            raise ValueError(f"noise_multiplier_max must be > noise_multiplier_min, got {hi} <= {lo}")
+        target_epsilon, delta, q, num_steps, lo, hi, precision = noise_search_arguments(
+            target_epsilon, target_delta, sampling_rate, num_iterations, noise_multiplier_min, noise_multiplier_max,
+            noise_multiplier_precision, num_steps)
 
-        def eps_of(scale: float) -> float:
-            return self._epsilon(delta, [(scale, q, float(num_steps))])[0]
+        def meets(scale: float) -> bool:
+            return self._epsilon(delta, [(scale, q, float(num_steps))])[0] <= target_epsilon
 
-        # grow the upper end until it meets the target; everything below lo is known to miss it
-        while eps_of(hi) > target_epsilon:
-            lo, hi = hi, 2.0 * hi
-            if hi > 1e7:
-                raise ValueError(f"no noise scale up to 1e7 reaches target_epsilon={target_epsilon} at target_delta={delta}")
-        if lo > 0 and eps_of(lo) <= target_epsilon:
-            return lo
-        while hi - lo > precision:
-            mid = 0.5 * (lo + hi)
-            if eps_of(mid) <= target_epsilon:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return smallest_noise_meeting(meets, lo, hi, precision,
+                                      f"target_epsilon={target_epsilon} at target_delta={delta}")
 
     def __getstate__(self):
         # the compiled module is not picklable: re-import it on unpickling (copies, MPI/ipyparallel engines)

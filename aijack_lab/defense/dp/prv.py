@@ -44,6 +44,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ...utils.validation import check_positive, check_positive_int, check_probability
+from .accountant import noise_search_arguments, smallest_noise_meeting
 
 NEIGHBORING = ("add_or_remove", "remove", "add")
 _MAX_LOSS = 500.0  # e^-y of the grid points must stay a normal float64
@@ -371,18 +372,9 @@ class PRVAccountant:
         """
         if noise_multiplier_key != "sigma":
             raise ValueError(f"noise_multiplier_key must be 'sigma', got {noise_multiplier_key!r}")
-        target_epsilon = check_positive("target_epsilon", target_epsilon)
-        delta = check_probability("target_delta", target_delta, allow_one=False)
-        q = check_probability("sampling_rate", sampling_rate)
-        if num_steps is None:
-            check_positive("num_iterations", num_iterations)
-            num_steps = int(num_iterations / q)
-        num_steps = check_positive_int("num_steps", num_steps)
-        lo = check_positive("noise_multiplier_min", noise_multiplier_min, allow_zero=True)
-        hi = check_positive("noise_multiplier_max", noise_multiplier_max)
-        precision = check_positive("noise_multiplier_precision", noise_multiplier_precision)
-        if hi <= lo:
-            raise ValueError(f"noise_multiplier_max must be > noise_multiplier_min, got {hi} <= {lo}")
+        target_epsilon, delta, q, num_steps, lo, hi, precision = noise_search_arguments(
+            target_epsilon, target_delta, sampling_rate, num_iterations, noise_multiplier_min, noise_multiplier_max,
+            noise_multiplier_precision, num_steps)
 
         def meets(sigma: float) -> bool:
             probe = PRVAccountant(self.eps_error, self.delta_error, self.neighboring, self.max_points)
@@ -392,16 +384,8 @@ class PRVAccountant:
             except ValueError:  # the loss of so small a σ is beyond the grid: certainly not private enough
                 return False
 
-        while not meets(hi):
-            lo, hi = hi, 2.0 * hi
-            if hi > 1e7:
-                raise ValueError(f"no noise multiplier up to 1e7 reaches target_epsilon={target_epsilon} at target_delta={delta}")
-        if lo > 0 and meets(lo):
-            return lo
-        while hi - lo > precision:
-            mid = 0.5 * (lo + hi)
-            lo, hi = (lo, mid) if meets(mid) else (mid, hi)
-        return hi
+        return smallest_noise_meeting(meets, lo, hi, precision,
+                                      f"target_epsilon={target_epsilon} at target_delta={delta}")
 
     def __repr__(self):
         return f"PRVAccountant(eps_error={self.eps_error}, neighboring={self.neighboring!r}, steps={self.num_steps})"
