@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 from torch import nn, optim
+from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from aijack_lab.defense import AdaDPSManager, DPSGDClientManager, DPSGDManager, GeneralMomentAccountant
@@ -96,15 +97,22 @@ class Strided(nn.Module):
         return self.head(h.flatten(1))
 
 
+def _inplace_cnn():
+    """In-place activations after a first and a middle conv (the engine hooks the layer's output node)."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 6, 3, stride=2),
+                         nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(6 * 3 * 3, 10))
+
+
 @pytest.mark.parametrize("mode", [None, "ghost", "bmm"])
-@pytest.mark.parametrize("kind", ["cnn", "strided", "mixed"])
+@pytest.mark.parametrize("kind", ["cnn", "strided", "mixed", "inplace"])
 def test_clipped_sums_match_per_sample_reference(digits, kind, mode):
     """Norms and clipped sums of each closed form (ghost norms or batched per-sample gradients) equal
     those of per-sample autograd gradients, for every layer geometry the closed forms accept."""
     x, y = digits[0][:24], digits[1][:24]
     with torch.random.fork_rng():
         torch.manual_seed(1)
-        model = {"cnn": lambda: make_digits_model("cnn", seed=0), "strided": Strided, "mixed": Mixed}[kind]()
+        model = {"cnn": lambda: make_digits_model("cnn", seed=0), "strided": Strided, "mixed": Mixed,
+                 "inplace": _inplace_cnn}[kind]()
     crit = nn.CrossEntropyLoss()
     ref = micro_batch_gradients(model, crit, x, y)
     flat = torch.cat([ref[n].reshape(24, -1) for n in ref], 1)
@@ -120,6 +128,58 @@ def test_clipped_sums_match_per_sample_reference(digits, kind, mode):
         torch.testing.assert_close(engine.accum[id(p)], torch.tensordot(factor, ref[n], dims=1), rtol=1e-5, atol=1e-6)
         assert p.grad is None  # autograd computed no summed weight gradients
     engine.close()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unfold_matches_torch_unfold(channels_last):
+    """The gathered patches equal F.unfold's for NCHW and channels-last inputs (the engine reads oneDNN's
+    channels-last activations in place), with padding, stride and dilation, and the bias column of 1s."""
+    from aijack_lab.defense.dp.grad_sample import _unfold
+
+    x = torch.randn(5, 3, 7, 6, generator=torch.Generator().manual_seed(0))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        assert not x.is_contiguous()
+    for kernel, stride, padding, dilation in [((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 0), (1, 2)),
+                                              ((2, 2), (2, 2), (0, 0), (1, 1))]:
+        ref = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride).transpose(1, 2)
+        got = _unfold(x, (kernel, stride, padding, dilation), ones=True)
+        torch.testing.assert_close(got[..., :-1], ref)
+        assert (got[..., -1] == 1).all()
+
+
+def test_lot_sums_split_into_batches_and_reused_noise_buffer(digits):
+    """Clipped sums of a lot split into batches (written straight into the interleaved weight|bias blocks,
+    then added to) equal one batch's; ``noisy_gradients(reuse=True)`` gives the values of the fresh path,
+    as views (the parameters' shapes) of one buffer that the next call overwrites."""
+    x, y = digits[0][:40], digits[1][:40]
+    crit = nn.CrossEntropyLoss(reduction="sum")
+    engines, models = [], []
+    for splits in ([40], [16, 24]):
+        model = make_digits_model("cnn", seed=0)
+        engine = DPEngine(list(model.parameters()), 0.5, 1.0, loss_reduction="sum", generator=torch.Generator())
+        start = 0
+        for n in splits:
+            engine.captures, engine.active = [], True
+            crit(model(x[start:start + n]), y[start:start + n]).backward()
+            assert engine.clip_and_accumulate() == n
+            start += n
+        assert len(engine._blocks) == 2  # both convs' weight and bias share a block
+        engines.append(engine)
+        models.append(model)
+    for p0, p1 in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(engines[0].accum[id(p0)], engines[1].accum[id(p1)], rtol=1e-5, atol=1e-6)
+    engines[0].generator.manual_seed(3)
+    engines[1].generator.manual_seed(3)
+    fresh = engines[0].noisy_gradients(40.0)
+    reused = engines[1].noisy_gradients(40.0, reuse=True)
+    for f, r, p in zip(fresh, reused, models[1].parameters()):
+        assert r.shape == p.shape
+        torch.testing.assert_close(f, r, rtol=1e-5, atol=1e-6)
+    again = engines[1].noisy_gradients(40.0, reuse=True)  # an empty lot: noise only, in the same buffer
+    assert again[0].data_ptr() == reused[0].data_ptr() and not torch.equal(again[0], fresh[0])
+    for e in engines:
+        e.close()
 
 
 def test_parameters_of_two_models_are_all_watched(digits):
@@ -189,10 +249,11 @@ def test_paper_loop_trains_at_epsilon_8_and_counts_lots(digits):
     assert acc0 < 0.2 and acc >= 0.85
 
 
-def test_batches_only_split_the_lot(digits):
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_batches_only_split_the_lot(digits, kind):
     x, y = digits[0], digits[1]
-    a, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, batch_size=64, iterations=5)
-    b, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, batch_size=7, iterations=5)
+    a, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, batch_size=64, iterations=5, kind=kind)
+    b, _, _ = _paper_loop(DPSGDManager, x, y, epochs=1, batch_size=7, iterations=5, kind=kind)
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5)
 

@@ -32,6 +32,7 @@ _MIXING = (nn.modules.batchnorm._BatchNorm,)
 _IN_VMAP = [0]  # > 0 while a vmap fallback runs a module: every engine's hooks stand aside
 _UNFOLD_INDEX: Dict[tuple, torch.Tensor] = {}  # conv geometry -> gather index into [x, 0, 1]
 _ZERO_ONE = torch.tensor([[0.0, 1.0]])
+_ZERO_ONES: Dict[tuple, torch.Tensor] = {}
 
 
 class _Layer:
@@ -71,6 +72,28 @@ class _Capture:
         self.grad = None
         self.leaf = leaf  # an output made a leaf: its gradient lands in .grad, no hook needed
 
+    def add(self, grad):
+        if grad is not None:
+            self.grad = grad if self.grad is None else self.grad + grad
+
+
+def _mixing_error(module):
+    raise ValueError(
+        f"{type(module).__name__} in training mode mixes the samples of a batch, so per-sample gradients "
+        f"(and DP-SGD's guarantee) do not exist; use GroupNorm/LayerNorm or call .eval() on it"
+    )
+
+
+def _zero_one(b: int, like: torch.Tensor) -> torch.Tensor:
+    """(b, 2) columns [0, 1] (what padding and the bias column read), cached per size/dtype/device."""
+    key = (b, like.dtype, like.device)
+    t = _ZERO_ONES.get(key)
+    if t is None:
+        if len(_ZERO_ONES) > 512:
+            _ZERO_ONES.clear()
+        t = _ZERO_ONES[key] = _ZERO_ONE.to(device=like.device, dtype=like.dtype).expand(b, 2)
+    return t
+
 
 def _conv_fast_ok(module) -> bool:
     return (
@@ -81,10 +104,12 @@ def _conv_fast_ok(module) -> bool:
     )
 
 
-def _unfold_index(shape, geometry, ones: bool) -> torch.Tensor:
+def _unfold_index(shape, geometry, ones: bool, channels_last: bool = False) -> torch.Tensor:
     """Gather index into ``[x.flatten(), 0, 1]``: patch rows (oh, ow), columns (c, kh, kw) and, with
-    ``ones``, a last column of 1s (the bias' "input"); padding reads the 0."""
-    key = (tuple(shape), geometry, ones)
+    ``ones``, a last column of 1s (the bias' "input"); padding reads the 0. ``channels_last``: the
+    flattened sample is in (h, w, c) order (oneDNN's layout for these convs; gathering from it
+    directly saves a copy of the input)."""
+    key = (tuple(shape), geometry, ones, channels_last)
     idx = _UNFOLD_INDEX.get(key)
     if idx is None:
         c, h, w = shape
@@ -98,7 +123,8 @@ def _unfold_index(shape, geometry, ones: bool) -> torch.Tensor:
         chan = torch.arange(c).view(1, 1, c, 1, 1)
         rows, cols, chan = torch.broadcast_tensors(rows, cols, chan)
         valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-        idx = torch.where(valid, chan * h * w + rows * w + cols, torch.full_like(rows, c * h * w))
+        offset = (rows * w + cols) * c + chan if channels_last else chan * h * w + rows * w + cols
+        idx = torch.where(valid, offset, torch.full_like(rows, c * h * w))
         idx = idx.reshape(ho * wo, c * kh * kw)
         if ones:
             idx = torch.cat([idx, torch.full((ho * wo, 1), c * h * w + 1, dtype=idx.dtype)], 1)
@@ -113,8 +139,10 @@ def _unfold(x: torch.Tensor, geometry, ones: bool = False) -> torch.Tensor:
     """(B, L, C·kh·kw [+1]) patches of a (B, C, H, W) input — ``F.unfold(...).transpose(1, 2)``
     (and a column of 1s) by one gather, several times faster than ``F.unfold`` for small images."""
     b = x.shape[0]
-    idx = _unfold_index(x.shape[1:], geometry, ones)
-    flat = torch.cat([x.reshape(b, -1), _ZERO_ONE.to(device=x.device, dtype=x.dtype).expand(b, 2)], 1)
+    cl = x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    idx = _unfold_index(x.shape[1:], geometry, ones, cl)
+    src = x.permute(0, 2, 3, 1).reshape(b, -1) if cl else x.reshape(b, -1)  # a view either way
+    flat = torch.cat([src, _zero_one(b, x)], 1)
     return flat.index_select(1, idx).view(b, -1, x.shape[1] * geometry[0][0] * geometry[0][1] + ones)
 
 
@@ -176,14 +204,8 @@ class DPEngine:
         self._layers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # module -> _Layer | None
         self._owner: Dict[int, int] = {}  # id(param) -> how many planned layers own it (tied weights)
         self.active = True
-        p0 = self.params[0]
-        self._flat = torch.zeros(sum(p.numel() for p in self.params), dtype=p0.dtype, device=p0.device)
-        self._sizes = [p.numel() for p in self.params]
-        self._views: Dict[int, torch.Tensor] = {}
-        offset = 0
-        for p in self.params:
-            self._views[id(p)] = self._flat[offset:offset + p.numel()].view(p.shape)
-            offset += p.numel()
+        self._blocks: Dict[int, torch.Tensor] = {}  # id(layer) -> its interleaved [weight | bias] block
+        self._layout([])
         self.accum: Dict[int, torch.Tensor] = {}  # id(param) -> the lot's sum of clipped gradients so far
         self.lot_samples = 0
         self.last_norms: Optional[torch.Tensor] = None
@@ -237,12 +259,76 @@ class DPEngine:
         if len(covered) < len(self.param_ids):
             return
         for m in owners:
-            self._layer(m)
-            self._module_handles.append(m.register_forward_pre_hook(self._pre_hook_fn))
-            self._module_handles.append(m.register_forward_hook(self._hook))
+            pre, post = self._bound_hooks(self._layer(m))
+            self._module_handles.append(m.register_forward_pre_hook(pre))
+            self._module_handles.append(m.register_forward_hook(post))
         self._handle.remove()
         self._pre_handle.remove()
         self._global = False
+        if not self.accum and not self.lot_samples:  # (no lot in progress: the buffer may change layout)
+            self._layout([layer for layer in (self._layers.get(m) for m in owners)
+                          if layer is not None and layer.kind == "conv" and layer.weight is not None
+                          and layer.bias is not None and all(self._owner[id(p)] == 1 for p in layer.params)])
+
+    def _layout(self, interleaved: List[_Layer]) -> None:
+        """The flat buffer of the lot's clipped sums (one ``randn`` noises it all) and each parameter's view.
+
+        Parameters are consecutive slices, except that the weight and bias of each layer in
+        ``interleaved`` (unfolded layers) share one (c, d+1) block, rows ``[w_j | b_j]``: the layout
+        of that layer's per-sample gradients, so its clipped sum is one matrix-vector product
+        written straight into the buffer (the views of weight and bias are strided).
+        """
+        p0 = self.params[0]
+        flat = torch.zeros(sum(p.numel() for p in self.params), dtype=p0.dtype, device=p0.device)
+        by_weight = {id(layer.weight): layer for layer in interleaved}
+        biases = {id(layer.bias) for layer in interleaved}
+        views: Dict[int, torch.Tensor] = {}
+        blocks: Dict[int, torch.Tensor] = {}
+        offset = 0
+        for p in self.params:
+            if id(p) in biases:
+                continue
+            layer = by_weight.get(id(p))
+            if layer is None:
+                views[id(p)] = flat[offset:offset + p.numel()].view(p.shape)
+                offset += p.numel()
+                continue
+            c = p.shape[0]
+            d = p.numel() // c
+            block = flat[offset:offset + c * (d + 1)]
+            views[id(p)] = block.view(c, d + 1)[:, :d].view(p.shape)
+            views[id(layer.bias)] = block.view(c, d + 1)[:, d]
+            blocks[id(layer)] = block
+            offset += c * (d + 1)
+        self._flat, self._views, self._blocks = flat, views, blocks
+        self._grad_views = [views[id(p)] for p in self.params]
+        self._noisy = None  # (buffer, per-parameter views) of noisy_gradients(reuse=True)
+
+    def _bound_hooks(self, layer: _Layer):
+        """Forward pre-/post-hooks for one known layer: the checks of ``_on_forward_pre``/``_on_forward``
+        with the layer lookup done once (the hooks run every forward pass, so they stay lean)."""
+        ref, params, mixing = weakref.ref(self), layer.params, isinstance(layer.module, _MIXING)
+        grad_enabled, in_vmap = torch.is_grad_enabled, _IN_VMAP
+
+        def pre(module, inputs):
+            eng = ref()
+            if eng is None or not eng.active or in_vmap[0] or not grad_enabled():
+                return
+            if mixing and module.training:
+                _mixing_error(module)
+            frozen = eng._frozen
+            for p in params:
+                if p.requires_grad:
+                    p.requires_grad_(False)
+                    frozen.append(p)
+
+        def post(module, inputs, output):
+            eng = ref()
+            if eng is None or not eng.active or in_vmap[0] or not grad_enabled():
+                return None
+            return eng._capture(layer, inputs, output)
+
+        return pre, post
 
     def _thaw(self) -> None:
         for p in self._frozen:
@@ -273,10 +359,7 @@ class DPEngine:
         if layer is None:
             return
         if isinstance(module, _MIXING) and module.training:
-            raise ValueError(
-                f"{type(module).__name__} in training mode mixes the samples of a batch, so per-sample gradients "
-                f"(and DP-SGD's guarantee) do not exist; use GroupNorm/LayerNorm or call .eval() on it"
-            )
+            _mixing_error(module)
         # frozen during the forward: autograd records no weight-gradient work for this layer
         for p in layer.params:
             if p.requires_grad:
@@ -290,6 +373,9 @@ class DPEngine:
         layer = self._layer(module)
         if layer is None:
             return None
+        return self._capture(layer, inputs, output)
+
+    def _capture(self, layer: _Layer, inputs, output):
         if self._frozen:
             self._thaw()
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
@@ -303,27 +389,29 @@ class DPEngine:
             return leaf.clone()
         cap = _Capture(layer, inputs)
         self.captures.append(cap)
-
-        def on_grad(grad):
-            cap.grad = grad if cap.grad is None else cap.grad + grad
-
-        output.register_hook(on_grad)
+        node, nr = output.grad_fn, output.output_nr
+        if node is None:  # (a view/leaf without a node: the tensor hook path)
+            output.register_hook(cap.add)
+        else:
+            # a pre-hook on the node that made the output sees the gradient of this output; cheaper
+            # than Tensor.register_hook, and unaffected by later in-place ops on the output
+            node.register_prehook(lambda grads: cap.add(grads[nr]))
         return None
 
     # -- per-sample gradients ----------------------------------------------------------------
-    def _input(self, cap: _Capture) -> torch.Tensor:
+    def _input(self, cap: _Capture, detach: bool = True) -> torch.Tensor:
         x = cap.inputs[0] if cap.inputs and isinstance(cap.inputs[0], torch.Tensor) else None
         if x is None:
             raise ValueError(f"per-sample gradients: {type(cap.layer.module).__name__} got no tensor input")
-        return x.detach()
+        return x.detach() if detach else x
 
-    def _patches(self, cap: _Capture):
+    def _patches(self, cap: _Capture, detach: bool = True):
         """(A, Gᵀ) of a conv or an N-D Linear: the unfolded input (B, L, d), with a last column of 1s
         when the layer's bias is privatised (so one product gives weight and bias), and the output
         gradient as (B, c, L) (a view for NCHW and channels-last gradients alike). The per-sample
         gradient of the layer is ``Gᵀ_i A_i`` (c x d)."""
         layer, g = cap.layer, cap.grad
-        x = self._input(cap)
+        x = self._input(cap, detach)
         b = x.shape[0]
         ones = layer.bias is not None
         if layer.kind == "linear":
@@ -418,9 +506,10 @@ class DPEngine:
             seen.add(id(c.layer))
         precond = self.preconditioner
         full: Dict[int, torch.Tensor] = {}  # materialised per-sample gradients, (B, ...)
-        blocks = []  # (layer, (B, c, d') per-sample weight|bias blocks) of unfolded layers
+        blocks = []  # (layer, (B, c·d') per-sample weight|bias blocks) of unfolded layers
         sums = []  # (kind, layer, A, G) of layers whose clipped sums need the clip factors
-        parts = []  # squared per-sample norms, (B,) each
+        sq = None  # the squared per-sample norms, (B,), summed in place over the layers
+        vecdot = torch.linalg.vecdot
         for c in caps:
             if c.grad.shape[0] != batch:
                 raise ValueError(f"per-sample gradients: layers saw different batch sizes ({batch} and "
@@ -430,57 +519,95 @@ class DPEngine:
                     or any(self._owner[id(p)] > 1 for p in layer.params)):
                 for pid, v in self._materialize(c).items():
                     full[pid] = full[pid] + v if pid in full else v
-            elif layer.kind == "linear" and c.grad.dim() == 2:
-                x, g = self._input(c), c.grad
-                xn2 = x.pow(2).sum(1)
+                continue
+            if layer.kind == "linear" and c.grad.dim() == 2:
+                x, g = self._input(c, detach=False), c.grad  # (no autograd here: no detach needed)
+                xn2 = vecdot(x, x)
                 if layer.bias is not None:
-                    xn2 = xn2 + 1.0
-                parts.append(g.pow(2).sum(1).mul_(xn2))
+                    xn2.add_(1.0)
+                gn2 = vecdot(g, g)
                 sums.append(("linear", layer, x, g))
+                if sq is not None:
+                    sq.addcmul_(gn2, xn2)
+                    continue
+                part = gn2.mul_(xn2)
             else:
-                a, gt = self._patches(c)
+                a, gt = self._patches(c, detach=False)
                 if self._use_ghost(a.shape[1], gt.shape[1], a.shape[2]):
-                    parts.append((torch.bmm(a, a.transpose(1, 2)) * torch.bmm(gt.transpose(1, 2), gt)).sum((1, 2)))
+                    part = (torch.bmm(a, a.transpose(1, 2)) * torch.bmm(gt.transpose(1, 2), gt)).sum((1, 2))
                     sums.append(("ghost", layer, a, gt))
                 else:
-                    per = torch.bmm(gt, a)
-                    parts.append(torch.linalg.vector_norm(per.view(batch, -1), dim=1).square_())
-                    blocks.append((layer, per))
+                    per = torch.bmm(gt, a).view(batch, -1)
+                    blocks.append((layer, per, gt.shape[1]))
+                    n = torch.linalg.vector_norm(per, dim=1)  # (faster than vecdot for wide rows)
+                    if sq is not None:
+                        sq.addcmul_(n, n)
+                        continue
+                    part = n.square_()
+            sq = part if sq is None else sq.add_(part)
         if precond is not None:
             full = {pid: v / precond[pid] for pid, v in full.items()}
-        for v in full.values():
-            parts.append(torch.linalg.vector_norm(v.reshape(batch, -1), dim=1).square_())
-        scale = self._scale(batch)
-        norms = (torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]).sqrt_().mul_(scale)
-        self.last_norms = norms
-        # the per-sample gradients are scale·(raw); fold the scale into the clip factor
-        factor = (self.l2_norm_clip / (norms + 1e-6)).clamp_(max=1.0).mul_(scale)
         for pid, v in full.items():
-            self._add(pid, factor @ v.reshape(batch, -1))
-        for layer, per in blocks:
-            for pid, v in self._split(layer, (factor @ per.view(batch, -1)).view(per.shape[1:])).items():
-                self._add(pid, v)
+            v = v.reshape(batch, -1)
+            full[pid] = v
+            sq = vecdot(v, v) if sq is None else sq.add_(vecdot(v, v))
+        scale = self._scale(batch)
+        norms = sq.sqrt_()
+        if scale != 1.0:
+            norms.mul_(scale)
+        self.last_norms = norms
+        # the per-sample gradients are scale·(raw); fold the scale into the clip factor:
+        # scale·min(1, C/(norm + 1e-6))
+        factor = norms.add(1e-6).reciprocal_().mul_(self.l2_norm_clip * scale).clamp_(max=scale)
+        for pid, v in full.items():
+            self._add(pid, torch.matmul(factor, v))
+        accum = self.accum
+        for layer, per, c_out in blocks:
+            block = self._blocks.get(id(layer))
+            if block is None:
+                for pid, v in self._split(layer, torch.matmul(factor, per).view(c_out, -1)).items():
+                    self._add(pid, v)
+            elif id(layer.weight) in accum:
+                block.addmv_(per.t(), factor)
+            else:  # the first batch of the lot writes the clipped sum straight into the buffer
+                torch.mv(per.t(), factor, out=block)
+                accum[id(layer.weight)] = self._views[id(layer.weight)]
+                accum[id(layer.bias)] = self._views[id(layer.bias)]
         for kind, layer, a, g in sums:
             if kind == "linear":
-                cg = g * factor.unsqueeze(1)
-                self._add(id(layer.weight), cg.t() @ a)
+                cgt = g.t() * factor  # (c, B): each sample's output gradient times its clip factor
+                wid = id(layer.weight)
+                w = self._views[wid]
+                if wid in accum:
+                    w.addmm_(cgt, a)
+                elif w.is_contiguous():
+                    torch.mm(cgt, a, out=w)
+                    accum[wid] = w
+                else:
+                    self._add(wid, torch.mm(cgt, a))
                 if layer.bias is not None:
-                    self._add(id(layer.bias), cg.sum(0))
+                    bid = id(layer.bias)
+                    if bid in accum or not self._views[bid].is_contiguous():
+                        self._add(bid, cgt.sum(1))
+                    else:
+                        accum[bid] = torch.sum(cgt, 1, out=self._views[bid])
             else:  # ghost: the clipped sum as one matmul over (B·L)
                 cgt = (g * factor.view(batch, 1, 1)).transpose(0, 1).reshape(g.shape[1], -1)  # (c, B·L)
-                for pid, v in self._split(layer, cgt @ a.reshape(-1, a.shape[2])).items():
+                for pid, v in self._split(layer, torch.mm(cgt, a.reshape(-1, a.shape[2]))).items():
                     self._add(pid, v)
         self.lot_samples += batch
         return batch
 
     def _add(self, pid: int, v: torch.Tensor) -> None:
         acc = self.accum.get(pid)
+        target = self._views[pid] if acc is None else acc  # (a strided view for interleaved blocks)
+        if v.shape != target.shape:
+            v = v.reshape(target.shape)
         if acc is None:
-            acc = self._views[pid]
-            acc.view(v.shape).copy_(v)
-            self.accum[pid] = acc
+            target.copy_(v)
+            self.accum[pid] = target
         else:
-            acc.view(v.shape).add_(v)
+            target.add_(v)
 
     def reset_lot(self) -> None:
         """Forget the clipped sums of the current lot."""
@@ -488,10 +615,12 @@ class DPEngine:
         self.lot_samples = 0
 
     @torch.no_grad()
-    def noisy_gradients(self, denominator: float) -> List[torch.Tensor]:
+    def noisy_gradients(self, denominator: float, reuse: bool = False) -> List[torch.Tensor]:
         """(sum of clipped gradients + N(0, σ²C²)) / denominator for each parameter; resets the lot.
 
-        The returned tensors are fresh (the next lot does not overwrite them).
+        The returned tensors are fresh (the next lot does not overwrite them), unless ``reuse``: then
+        they are views of one buffer that the next ``reuse`` call overwrites (for a caller that
+        applies them at once, as the DP optimizers do; saves an allocation and a view per parameter).
         """
         std = self.noise_multiplier * self.l2_norm_clip
         flat = self._flat
@@ -499,12 +628,23 @@ class DPEngine:
             for p in self.params:
                 if id(p) not in self.accum:
                     self._views[id(p)].zero_()
-        if std > 0:
-            z = torch.randn(flat.shape, generator=self.generator, dtype=flat.dtype, device=flat.device)
-            out = torch.add(flat, z, alpha=std).div_(denominator)
+        if reuse:
+            if self._noisy is None or self._noisy[0].shape != flat.shape:
+                buf = torch.empty_like(flat)
+                self._noisy = (buf, [buf.as_strided(v.shape, v.stride(), v.storage_offset()) for v in self._grad_views])
+            out, grads = self._noisy
+            if std > 0:
+                torch.randn(flat.shape, generator=self.generator, dtype=flat.dtype, device=flat.device, out=out)
+                torch.add(flat, out, alpha=std, out=out).div_(denominator)
+            else:
+                torch.div(flat, denominator, out=out)
         else:
-            out = flat / denominator
-        grads = [v.view(p.shape) for v, p in zip(out.split(self._sizes), self.params)]
+            if std > 0:
+                z = torch.randn(flat.shape, generator=self.generator, dtype=flat.dtype, device=flat.device)
+                out = torch.add(flat, z, alpha=std).div_(denominator)
+            else:
+                out = flat / denominator
+            grads = [out.as_strided(v.shape, v.stride(), v.storage_offset()) for v in self._grad_views]
         self.reset_lot()
         return grads
 

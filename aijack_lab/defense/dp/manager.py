@@ -195,7 +195,7 @@ class DPSGDManager(BaseManager):
             def step_for_lot(self):
                 """The noisy update of one lot; counts one step into the accountant."""
                 engine = self.dp_engine
-                grads = engine.noisy_gradients(manager._lot_denominator(engine))
+                grads = engine.noisy_gradients(manager._lot_denominator(engine), reuse=True)
                 grads = manager._prepare_gradients(self, engine, grads)
                 for p, g in zip(engine.params, grads):
                     p.grad = g
@@ -424,7 +424,7 @@ class DPSGDClientManager(BaseManager):
                             engine.clip_and_accumulate()
                             total += loss.item() * len(yb)
                             count += len(yb)
-                        grads = engine.noisy_gradients(float(manager.lot_size))
+                        grads = engine.noisy_gradients(float(manager.lot_size), reuse=True)
                         for p, g in zip(engine.params, grads):
                             p.grad = g
                         optimizer.step()
