@@ -1,10 +1,14 @@
-"""Federated clients on ipyparallel engines: ``FedAVGAPI(..., engine=IPyParallelEngine(n_engines=2))``.
+"""Federated clients on ipyparallel engines: ``FedAVGAPI(..., engine=IPyParallelEngine(n_engines=2))``;
+the distillation APIs ``FedMDAPI``, ``FedGEMSAPI`` and ``DSFLAPI`` take ``engine=`` too.
 
 Each round, every client's local training runs on an engine (client ``i`` on engine ``i mod n``);
-the server stays in this process. Per round the engine gets the client (its model, state and
-class, managers included) and its optimizer, trains, and sends them back; their state is copied
-into the local objects, so the run gives the same numbers as in-process training. A client's
-data is shipped once and stays on its engine; the loader's random state travels each round.
+for the distillation APIs, each client-side phase (transfer learning, computing the upload,
+digest/distillation, revisit) does. The server stays in this process. Any client work goes through
+``run_on_clients(api, jobs)`` (jobs of different clients run in parallel). Per job the engine gets
+the client (its model, state and class, managers included) and its optimizer, runs the job's
+function, and sends them back; their state is copied into the local objects, so the run gives the
+same numbers as in-process training. A client's private data is shipped once and stays on its
+engine; the loader's random state travels with each job.
 
 ``IPyParallelEngine()`` starts a local cluster on first use (``engines="mpi"`` starts the engines
 under ``mpiexec``), or joins a running one with ``profile=``/``cluster_id=`` or
@@ -56,24 +60,27 @@ def _engine_setup(threads):  # runs on an engine
     return socket.gethostname(), os.getpid()
 
 
-def _remote_local_train(blob, key, loader_blob, local_epoch, com_cnt, gen_state):  # runs on an engine
+def _remote_run(blob, key, loader_blob, gen_state):  # runs on an engine
     import cloudpickle
-    import torch
 
     from aijack_lab.engines import ipyparallel as here
+    from aijack_lab.engines.base import CLIENT_LOADER, with_loader
 
     if loader_blob is not None:
         here._STORE[key] = cloudpickle.loads(loader_blob)
-    loader = here._STORE.get(key)
-    if loader is None:
-        raise RuntimeError("this engine lost the client's data (was it restarted?)")
-    gen = getattr(loader, "generator", None)
-    if gen_state is not None and gen is not None:
-        gen.set_state(gen_state)
-    client, optimizer, criterion = cloudpickle.loads(blob)
-    losses = client.local_train(local_epoch, criterion, loader, optimizer, communication_id=com_cnt)
+    client, optimizer, fn, args = cloudpickle.loads(blob)
+    gen = None
+    if any(a is CLIENT_LOADER for a in args):
+        loader = here._STORE.get(key)
+        if loader is None:
+            raise RuntimeError("this engine lost the client's data (was it restarted?)")
+        gen = getattr(loader, "generator", None)
+        if gen_state is not None and gen is not None:
+            gen.set_state(gen_state)
+        args = with_loader(args, loader)
+    result = fn(client, optimizer, *args)
     new_state = gen.get_state() if gen is not None else None
-    return cloudpickle.dumps((client, optimizer)), losses, new_state
+    return cloudpickle.dumps((client, optimizer, result)), new_state
 
 
 def _copy_back(local, remote) -> None:
@@ -310,44 +317,54 @@ class IPyParallelEngine(BaseEngine):
     def engine_of(self, client_index: int) -> int:
         return self._ids[client_index % len(self._ids)]
 
-    def local_train(self, api, com_cnt: int) -> List[List[float]]:
+    def run_on_clients(self, api, jobs, task: str = "its work", round=None) -> List[Any]:
+        """Run the jobs of different clients in parallel, each on its client's engine (see BaseEngine)."""
         import cloudpickle
 
+        from .base import CLIENT_LOADER, check_jobs, client_optimizers
+
+        jobs = check_jobs(api, jobs)
+        optimizers = client_optimizers(api)
+        loaders = getattr(api, "local_dataloaders", None)
+        when = f" in round {round}" if round is not None else ""
         self.start()
         rc = self._rc
         tasks = []
-        for i, (client, loader, optimizer) in enumerate(zip(api.clients, api.local_dataloaders, api.local_optimizers)):
+        for i, fn, args in jobs:
             eid = self.engine_of(i)
-            key = (self._token, i, id(loader))
-            loader_blob = None
-            if key not in self._sent:
-                loader_blob = cloudpickle.dumps(loader)
-                self._sent.add(key)
-            blob = cloudpickle.dumps((client, optimizer, api.criterion))
-            gen = getattr(loader, "generator", None)
-            gen_state = gen.get_state() if gen is not None else None
+            key = loader_blob = gen_state = None
+            if any(a is CLIENT_LOADER for a in args):  # the client's data goes once and stays on its engine
+                loader = loaders[i]
+                key = (self._token, i, id(loader))
+                if key not in self._sent:
+                    loader_blob = cloudpickle.dumps(loader)
+                    self._sent.add(key)
+                gen = getattr(loader, "generator", None)
+                gen_state = gen.get_state() if gen is not None else None
+            blob = cloudpickle.dumps((api.clients[i], optimizers[i], fn, tuple(args)))
             self.bytes_sent += len(blob) + (len(loader_blob) if loader_blob else 0)
             try:
-                ar = rc[eid].apply_async(_remote_local_train, blob, key, loader_blob, api.local_epoch, com_cnt, gen_state)
-            except Exception as exc:  # the engine unregistered: it died before this round reached it
+                ar = rc[eid].apply_async(_remote_run, blob, key, loader_blob, gen_state)
+            except Exception as exc:  # the engine unregistered: it died before this call reached it
                 pid = self._where.get(eid, (None, "?"))[1]
-                self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)} in round "
-                           f"{com_cnt} (it was gone when the round started: {_describe(exc)})", api, i, eid)
+                self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)}{when} "
+                           f"(it was gone when {task} started: {_describe(exc)})", api, i, eid)
             tasks.append((i, eid, ar))
-        results = self._wait(tasks, api, com_cnt)
-        losses = []
-        for (i, eid, _), (blob, client_losses, gen_state) in zip(tasks, results):
+        replies = self._wait(tasks, api, task, when)
+        results = []
+        for (i, eid, _), (blob, gen_state) in zip(tasks, replies):
             self.bytes_received += len(blob)
-            remote_client, remote_optimizer = cloudpickle.loads(blob)
+            remote_client, remote_optimizer, result = cloudpickle.loads(blob)
             _copy_back(api.clients[i], remote_client)
-            api.local_optimizers[i].load_state_dict(remote_optimizer.state_dict())
-            gen = getattr(api.local_dataloaders[i], "generator", None)
-            if gen is not None and gen_state is not None:
-                gen.set_state(gen_state)
-            losses.append(client_losses)
-        return losses
+            optimizers[i].load_state_dict(remote_optimizer.state_dict())
+            if gen_state is not None:
+                gen = getattr(loaders[i], "generator", None)
+                if gen is not None:
+                    gen.set_state(gen_state)
+            results.append(result)
+        return results
 
-    def _wait(self, tasks, api, com_cnt) -> List[Any]:
+    def _wait(self, tasks, api, task: str, when: str) -> List[Any]:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         results: Dict[int, Any] = {}
         local_host = socket.gethostname()
@@ -360,22 +377,22 @@ class IPyParallelEngine(BaseEngine):
                 except Exception as exc:
                     if _is_engine_death(exc):
                         pid = self._where.get(eid, (None, "?"))[1]
-                        self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)} "
-                                   f"in round {com_cnt}", api, i, eid)
-                    self._fail(f"client {self._name(api, i)} failed on engine {eid} in round {com_cnt}: "
+                        self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)}"
+                                   f"{when}", api, i, eid)
+                    self._fail(f"client {self._name(api, i)} failed on engine {eid}{when} ({task}): "
                                f"{_describe(exc)}", api, i, eid)
             if len(results) == len(tasks):
                 break
             for pos, (i, eid, ar) in enumerate(tasks):
                 host, pid = self._where.get(eid, (None, None))
                 if pos not in results and host == local_host and pid is not None and _process_gone(pid):
-                    self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)} "
-                               f"in round {com_cnt}", api, i, eid)
+                    self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)}"
+                               f"{when}", api, i, eid)
             if deadline is not None and time.monotonic() > deadline:
                 pending = [(i, eid) for pos, (i, eid, _) in enumerate(tasks) if pos not in results]
                 i, eid = pending[0]
                 names = ", ".join(f"client {self._name(api, c)} (engine {e})" for c, e in pending)
-                self._fail(f"{names} did not finish local training of round {com_cnt} within {self.timeout:g} s",
+                self._fail(f"{names} did not finish {task}{when} within {self.timeout:g} s",
                            api, i, eid)
             time.sleep(0.005)
         return [results[pos] for pos in range(len(tasks))]

@@ -8,6 +8,11 @@ same keys as ``FedAVGAPI`` (``round``, ``client_losses``, ``global_accuracy``, `
 
 Clients' uploads are checked on receipt: NaN/inf predictions stop the run with a ValueError naming
 the client (nothing of that round is aggregated).
+
+``engine=`` (as ``FedAVGAPI``): the client-side phases (training on public or private data, computing
+uploads, distillation) run as jobs through ``engine.run_on_clients`` (in this process by default, or
+on ipyparallel engines); the server stays here. Each job is a module-level function of the client,
+its optimizer and explicit seeds, so any engine gives the numbers of the in-process run.
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -15,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from ...engines import CLIENT_LOADER, resolve_engine
 from ...utils.metrics import evaluate_accuracy
 from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
@@ -102,6 +108,52 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
+def supervised_epoch(model, loader, optimizer, criterion, device: str, who: str) -> float:
+    """One supervised epoch of ``model`` over ``loader``; returns the mean loss per sample."""
+    model.train()
+    total, count = 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    if count == 0:
+        raise ValueError(f"{who} has an empty dataloader")
+    return total / count
+
+
+# -- client jobs (module-level so that engines in other processes import them by name) -------------
+def train_supervised(client, optimizer, loader, epoch: int, criterion, device: str, who: str) -> float:
+    """``epoch`` supervised epochs of ``client.model``; the last epoch's mean loss (NaN for 0 epochs)."""
+    loss = float("nan")
+    for _ in range(epoch):
+        loss = supervised_epoch(client.model, loader, optimizer, criterion, device, who)
+    return loss
+
+
+def train_then_upload(client, optimizer, loader, epoch: int, criterion, device: str, who: str):
+    """Private epochs (none when ``epoch`` is 0), then the client's upload: ``(loss, upload)``."""
+    loss = train_supervised(client, optimizer, loader, epoch, criterion, device, who) if epoch else float("nan")
+    return loss, client.upload()
+
+
+class _Uploaded:
+    """A client as the server sees it this round: ``upload()`` returns what it computed on its engine."""
+
+    def __init__(self, client, payload):
+        self._client = client
+        self._payload = payload
+
+    def upload(self):
+        return self._payload
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
 class BaseFLKnowledgeDistillationAPI(BaseFedAPI):
     """Common base of ``FedMDAPI``, ``FedGEMSAPI`` and ``DSFLAPI``.
 
@@ -114,6 +166,8 @@ class BaseFLKnowledgeDistillationAPI(BaseFedAPI):
         num_communication: rounds.
         client_optimizers: one per client (default: Adam, lr 1e-3, for each client).
         on_round, progress: as ``FedAVGAPI``.
+        engine: where the client-side phases run: None/"inprocess", or an engine object such as
+            ``IPyParallelEngine(n_engines=2)`` (see ``aijack_lab.engines``); same numbers either way.
     """
 
     def __init__(
@@ -130,6 +184,7 @@ class BaseFLKnowledgeDistillationAPI(BaseFedAPI):
         custom_action: Optional[Callable] = None,
         on_round=None,
         progress: Optional[ProgressCallback] = None,
+        engine=None,
     ):
         super().__init__(on_round=on_round, progress=progress)
         name = type(self).__name__
@@ -158,41 +213,52 @@ class BaseFLKnowledgeDistillationAPI(BaseFedAPI):
             raise ValueError(f"got {len(client_optimizers)} client_optimizers for {n} clients")
         self.client_optimizers = list(client_optimizers)
         self.custom_action = custom_action
+        self.engine = resolve_engine(engine)
+        if not callable(getattr(self.engine, "run_on_clients", None)):
+            raise TypeError(f"engine must provide run_on_clients(api, jobs), got {type(self.engine).__name__}")
         self._bytes_up = 0
         self._bytes_down = 0
 
     # -- training ------------------------------------------------------------------------------
+    def run_clients(self, jobs, task: str, round=None) -> list:
+        """Run client jobs ``(i, fn, args)`` through the engine (see ``aijack_lab.engines``)."""
+        return self.engine.run_on_clients(self, jobs, task=task, round=round)
+
+    def _who(self, i: int) -> str:
+        return f"client {getattr(self.clients[i], 'user_id', i)}"
+
     def train_client(self, public: bool = True, epoch: int = 1, seed: int = 0) -> List[float]:
         """Supervised epochs for every client on the labeled public data (``public=True``) or on its
         private dataloader; returns each client's mean loss over the last epoch."""
-        losses = []
-        for i, (client, optimizer) in enumerate(zip(self.clients, self.client_optimizers)):
-            if public:
-                loader = self.public.loader(shuffle_seed=seed + i)
-            else:
-                if self.local_dataloaders is None:
-                    raise ValueError("no local_dataloaders were given")
-                loader = self.local_dataloaders[i]
-            loss = float("nan")
-            for _ in range(epoch):
-                loss = self._supervised_epoch(client, loader, optimizer, f"client {getattr(client, 'user_id', i)}")
-            losses.append(loss)
-        return losses
+        if not public and self.local_dataloaders is None:
+            raise ValueError("no local_dataloaders were given")
+        jobs = [(i, train_supervised, (self.public.loader(shuffle_seed=seed + i) if public else CLIENT_LOADER,
+                                       epoch, self.criterion, self.device, self._who(i)))
+                for i in range(self.client_num)]
+        return self.run_clients(jobs, "training on the public data" if public else "training on the private data")
+
+    def client_uploads(self, com_cnt: int, private_epoch: int = 0):
+        """Each client trains ``private_epoch`` epochs on its private data, then computes its upload:
+        ``(losses, uploads)`` (losses NaN without private epochs)."""
+        jobs = [(i, train_then_upload, (CLIENT_LOADER if private_epoch else None, private_epoch, self.criterion,
+                                        self.device, self._who(i)))
+                for i in range(self.client_num)]
+        results = self.run_clients(jobs, "local training and upload" if private_epoch else "upload", round=com_cnt)
+        return [loss for loss, _ in results], [upload for _, upload in results]
+
+    def server_receive(self, uploads) -> None:
+        """``server.receive()`` (with its checks) over the uploads the clients computed."""
+        server = self.server
+        original = server.clients
+        by_client = {id(c): u for c, u in zip(self.clients, uploads)}
+        server.clients = [_Uploaded(c, by_client[id(c)]) if id(c) in by_client else c for c in original]
+        try:
+            server.receive()
+        finally:
+            server.clients = original
 
     def _supervised_epoch(self, party, loader, optimizer, who: str) -> float:
-        party.model.train()
-        total, count = 0.0, 0
-        for x, y in loader:
-            x, y = x.to(self.device), y.to(self.device)
-            optimizer.zero_grad()
-            loss = self.criterion(party.model(x), y)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-            count += len(y)
-        if count == 0:
-            raise ValueError(f"{who} has an empty dataloader")
-        return total / count
+        return supervised_epoch(party.model, loader, optimizer, self.criterion, self.device, who)
 
     # -- evaluation ----------------------------------------------------------------------------
     def score(self, dataloader=None, only_local: bool = False) -> dict:

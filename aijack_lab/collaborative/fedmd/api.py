@@ -5,7 +5,19 @@ import torch
 
 from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
+from ...engines import CLIENT_LOADER
 from ..distillation import BaseFLKnowledgeDistillationAPI, soft_cross_entropy
+from ..distillation.base import train_supervised
+
+
+def digest_and_revisit(client, optimizer, consensus_epoch: int, seed: int, loader, revisit_epoch: int, criterion,
+                       device: str, who: str) -> float:
+    """One client's FedMD round after the download: digest the consensus, then revisit its private
+    data (when ``loader`` is given); returns the last step's loss."""
+    loss = client.approach_consensus(optimizer, epoch=consensus_epoch, seed=seed)
+    if loader is not None and revisit_epoch:
+        loss = train_supervised(client, optimizer, loader, revisit_epoch, criterion, device, who)
+    return loss
 
 
 class FedMDAPI(BaseFLKnowledgeDistillationAPI):
@@ -18,7 +30,8 @@ class FedMDAPI(BaseFLKnowledgeDistillationAPI):
        ``consensus_epoch`` epochs (*digest*); then on its private data for ``revisit_epoch``
        epochs (*revisit*). A ``server_model``, if the server has one, is trained on the consensus.
 
-    Without ``local_dataloaders`` the private steps are skipped. ``transfer_scores`` holds the
+    Without ``local_dataloaders`` the private steps are skipped. With ``engine=`` the clients' steps
+    run on that engine (see ``BaseFLKnowledgeDistillationAPI``). ``transfer_scores`` holds the
     scores after step 1, so the gain of the rounds can be read off ``history``.
     """
 
@@ -42,11 +55,12 @@ class FedMDAPI(BaseFLKnowledgeDistillationAPI):
         custom_action: Optional[Callable] = None,
         on_round=None,
         progress: Optional[ProgressCallback] = None,
+        engine=None,
     ):
         super().__init__(
             server, clients, public_dataloader, local_dataloaders, validation_dataloader, criterion,
             num_communication, device=device, client_optimizers=client_optimizers, custom_action=custom_action,
-            on_round=on_round, progress=progress,
+            on_round=on_round, progress=progress, engine=engine,
         )
         self.consensus_epoch = check_positive_int("consensus_epoch", consensus_epoch)
         self.revisit_epoch = check_positive_int("revisit_epoch", revisit_epoch, allow_zero=True)
@@ -91,21 +105,20 @@ class FedMDAPI(BaseFLKnowledgeDistillationAPI):
         for com_cnt in range(self.num_communication):
             start = self._now()
             # communicate
-            self.server.receive()
+            _, uploads = self.client_uploads(com_cnt)
+            self.server_receive(uploads)
             uploads = list(self.server.uploaded_logits)
             self.count_upload(uploads)
             self.server.update()
             self.server.distribute()
             self.count_download(self.server.consensus, copies=self.client_num)
-            # digest
-            losses = [
-                client.approach_consensus(opt, epoch=self.consensus_epoch, seed=com_cnt)
-                for client, opt in zip(self.clients, self.client_optimizers)
-            ]
+            # digest, then revisit (one job per client; the server model trains meanwhile, independently)
+            revisit = self.local_dataloaders is not None and self.revisit_epoch
+            jobs = [(i, digest_and_revisit, (self.consensus_epoch, com_cnt, CLIENT_LOADER if revisit else None,
+                                             self.revisit_epoch, self.criterion, self.device, self._who(i)))
+                    for i in range(self.client_num)]
+            losses = self.run_clients(jobs, "digest and revisit" if revisit else "digest", round=com_cnt)
             if getattr(self.server, "server_model", None) is not None and self.server_training_epoch:
                 self.train_server(com_cnt)
-            # revisit
-            if self.local_dataloaders is not None and self.revisit_epoch:
-                losses = self.train_client(public=False, epoch=self.revisit_epoch)
             self.record_round(com_cnt, losses, start, uploads=uploads)
         return self.history
