@@ -182,6 +182,30 @@ def test_lot_sums_split_into_batches_and_reused_noise_buffer(digits):
         e.close()
 
 
+class ViewHead(nn.Module):
+    """A first layer whose output is a view (the engine then hands the model a copy of a leaf), followed
+    by an in-place activation and a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(64, 12, generator=torch.Generator().manual_seed(0)) * 0.1)
+
+    def forward(self, v):
+        return (v.flatten(1) @ self.w)[:, 2:]
+
+
+def test_first_layer_returning_a_view(digits):
+    x, y = digits[0][:6], digits[1][:6]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(ViewHead(), nn.ReLU(inplace=True), nn.Linear(10, 10))
+    crit = nn.CrossEntropyLoss()
+    fast = per_sample_gradients(model, crit, x, y)
+    ref = micro_batch_gradients(model, crit, x, y)
+    for n in ref:
+        torch.testing.assert_close(fast[n], ref[n], rtol=1e-4, atol=1e-6)
+
+
 def test_parameters_of_two_models_are_all_watched(digits):
     """One engine over two separately called models keeps watching both (no single module tree
     owns all its parameters, so the process-wide hooks stay)."""

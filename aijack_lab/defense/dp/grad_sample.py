@@ -77,6 +77,25 @@ class _Capture:
             self.grad = grad if self.grad is None else self.grad + grad
 
 
+class _Tap(torch.autograd.Function):
+    """Puts a tensor that needs no gradient into the graph without copying it (``mark_dirty``: autograd
+    treats the identity as an in-place op); its backward hands the gradient to a capture and stops."""
+
+    @staticmethod
+    def forward(ctx, x, anchor, cap):
+        ctx.cap = cap
+        ctx.mark_dirty(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.cap.add(grad)
+        return None, None, None
+
+
+_ANCHOR = torch.zeros((), requires_grad=True)  # the input that makes _Tap's output require grad
+
+
 def _mixing_error(module):
     raise ValueError(
         f"{type(module).__name__} in training mode mixes the samples of a batch, so per-sample gradients "
@@ -381,9 +400,14 @@ class DPEngine:
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
             return None
         if not output.requires_grad:
-            # nothing upstream needs a gradient (e.g. the first layer): a leaf ends the backward
-            # here. The model gets a (cheap) copy of it, so that in-place ops downstream
-            # (ReLU(inplace=True)) do not modify a leaf that requires grad
+            # nothing upstream needs a gradient (e.g. the first layer): the backward ends here.
+            # A fresh output tensor joins the graph in place (no copy; in-place ops downstream,
+            # ReLU(inplace=True), still work) and its gradient lands in the capture
+            if output._base is None and not any(output is x for x in inputs):
+                cap = _Capture(layer, inputs)
+                self.captures.append(cap)
+                return _Tap.apply(output, _ANCHOR, cap)
+            # (a view, or the module's own input: the model gets a copy of a leaf instead)
             leaf = output.detach().requires_grad_(True)
             self.captures.append(_Capture(layer, inputs, leaf))
             return leaf.clone()

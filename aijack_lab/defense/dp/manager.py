@@ -47,6 +47,10 @@ class _TensorBatches:
 
     def __iter__(self):
         n = len(self.tensors[0])
+        if n <= self.batch_size:  # the whole lot is one batch (no slicing)
+            if n:
+                yield tuple(self.tensors)
+            return
         for s in range(0, n, self.batch_size):
             yield tuple(t[s:s + self.batch_size] for t in self.tensors)
 
