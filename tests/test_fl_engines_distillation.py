@@ -18,7 +18,7 @@ NPUB = 200
 PROTOCOLS = ["fedmd", "fedgems", "dsfl"]
 
 
-def build(protocol, digits, engine=None, rounds=2, client_cls=None):
+def build(protocol, digits, engine=None, rounds=2, client_cls=None, on_round=None):
     X, y, Xt, yt = digits
     Xp, yp = X[:NPUB].clone(), y[:NPUB].clone()  # own storage: the public data pickles small
     Xr, yr = X[NPUB:], y[NPUB:]
@@ -26,7 +26,7 @@ def build(protocol, digits, engine=None, rounds=2, client_cls=None):
     pub = DataLoader(TensorDataset(Xp, yp), batch_size=32)
     models = [make_digits_model("mlp", seed=0, hidden=16), make_digits_model("mlp", seed=1, hidden=32),
               make_digits_model("cnn", seed=2, channels=4)]
-    kw = dict(validation_dataloader=(Xt, yt), num_communication=rounds, engine=engine)
+    kw = dict(validation_dataloader=(Xt, yt), num_communication=rounds, engine=engine, on_round=on_round)
     if protocol == "fedmd":
         cls = client_cls or FedMDClient
         clients = [cls(m, pub, output_dim=10, batch_size=32, user_id=i) for i, m in enumerate(models)]
@@ -124,6 +124,22 @@ def test_run_on_clients_jobs_and_their_checks(digits):
         build("fedmd", digits, engine=3.5)
 
 
+def test_engine_resident_objects_and_reshipping_bookkeeping(digits):
+    pytest.importorskip("ipyparallel")
+    from aijack_lab.engines.ipyparallel import IPyParallelEngine
+
+    api = build("fedmd", digits, rounds=1)
+    c = api.clients[1]
+    assert {id(o) for o in api.engine_resident(1)} == {id(c.public), id(c.public_dataloader), id(c.public.x), id(c.public.y)}
+    engine = IPyParallelEngine()  # bookkeeping only: nothing is started
+    objs = tuple(api.engine_resident(1))
+    engine._remember("k", objs)
+    assert engine._on_engine("k", objs) and not engine._on_engine("k", objs[:2])
+    # a new object that happens to reuse a dead one's id is not taken for what the engine holds
+    engine._remember("t", torch.zeros(3))
+    assert not engine._on_engine("t", torch.zeros(3))
+
+
 # -- on a 2-engine ipyparallel cluster ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster():
@@ -147,11 +163,16 @@ def cluster():
 def test_ipyparallel_run_equals_inprocess(protocol, digits, cluster):
     ref = build(protocol, digits)
     ref.run()
-    sent = cluster.bytes_sent
-    api = build(protocol, digits, engine=cluster)
+    sent = []
+    api = build(protocol, digits, engine=cluster, on_round=lambda api, info: sent.append(cluster.bytes_sent))
     api.run()
     assert_same_run(api, ref)
-    assert cluster.bytes_sent > sent and "2 engines up" in cluster.status
+    assert "2 engines up" in cluster.status
+    # the clients' public (and private) data went to their engines once: the second round's six jobs
+    # (models, optimizer moments, downloaded labels) ship less than the public data alone would
+    # weigh if it travelled with each job
+    public = api.clients[0].public.x.nbytes + api.clients[0].public.y.nbytes
+    assert sent[1] - sent[0] < 6 * public
 
 
 def _fail_on_client_1(client, optimizer, loader):

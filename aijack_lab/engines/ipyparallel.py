@@ -8,7 +8,8 @@ digest/distillation, revisit) does. The server stays in this process. Any client
 the client (its model, state and class, managers included) and its optimizer, runs the job's
 function, and sends them back; their state is copied into the local objects, so the run gives the
 same numbers as in-process training. A client's private data is shipped once and stays on its
-engine; the loader's random state travels with each job.
+engine (the loader's random state travels with each job), and so does what the API declares fixed
+for the run with ``api.engine_resident(i)`` (the distillation clients' public data).
 
 ``IPyParallelEngine()`` starts a local cluster on first use (``engines="mpi"`` starts the engines
 under ``mpiexec``), or joins a running one with ``profile=``/``cluster_id=`` or
@@ -37,6 +38,34 @@ DEFAULT_TIMEOUT = 300.0
 _STORE: Dict[Any, Any] = {}
 
 
+def _dumps(obj, pinned: Dict[int, Any]) -> bytes:
+    """cloudpickle ``obj``, writing the objects in ``pinned`` (id -> key) as references to the copies
+    the other side already holds (so resident data is not shipped with every job)."""
+    import io
+
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def persistent_id(self, o):
+            return pinned.get(id(o))
+
+    buf = io.BytesIO()
+    Pickler(buf).dump(obj)
+    return buf.getvalue()
+
+
+def _loads(blob: bytes, resident: Dict[Any, Any]):
+    """Unpickle what ``_dumps`` wrote; references resolve to ``resident`` (key -> object)."""
+    import io
+    import pickle
+
+    class Unpickler(pickle.Unpickler):
+        def persistent_load(self, key):
+            return resident[key]
+
+    return Unpickler(io.BytesIO(blob)).load()
+
+
 class EngineFailedError(RuntimeError):
     """An engine died, timed out or raised while training a client. ``client`` is its ``user_id``."""
 
@@ -60,7 +89,7 @@ def _engine_setup(threads):  # runs on an engine
     return socket.gethostname(), os.getpid()
 
 
-def _remote_run(blob, key, loader_blob, gen_state):  # runs on an engine
+def _remote_run(blob, key, loader_blob, gen_state, res_key, resident_blob):  # runs on an engine
     import cloudpickle
 
     from aijack_lab.engines import ipyparallel as here
@@ -68,7 +97,10 @@ def _remote_run(blob, key, loader_blob, gen_state):  # runs on an engine
 
     if loader_blob is not None:
         here._STORE[key] = cloudpickle.loads(loader_blob)
-    client, optimizer, fn, args = cloudpickle.loads(blob)
+    if resident_blob is not None:
+        here._STORE[res_key] = dict(cloudpickle.loads(resident_blob))
+    resident = here._STORE.get(res_key, {}) if res_key is not None else {}
+    client, optimizer, fn, args = here._loads(blob, resident)
     gen = None
     if any(a is CLIENT_LOADER for a in args):
         loader = here._STORE.get(key)
@@ -80,7 +112,8 @@ def _remote_run(blob, key, loader_blob, gen_state):  # runs on an engine
         args = with_loader(args, loader)
     result = fn(client, optimizer, *args)
     new_state = gen.get_state() if gen is not None else None
-    return cloudpickle.dumps((client, optimizer, result)), new_state
+    pinned = {id(o): k for k, o in resident.items()}
+    return here._dumps((client, optimizer, result), pinned), new_state
 
 
 def _copy_back(local, remote) -> None:
@@ -204,7 +237,7 @@ class IPyParallelEngine(BaseEngine):
         self._rc = None
         self._ids: List[int] = []
         self._where: Dict[int, tuple] = {}  # engine id -> (host, pid)
-        self._sent: set = set()
+        self._sent: Dict[Any, Any] = {}  # what is on the engines: key -> weak reference to the local object
         self._token = uuid.uuid4().hex
         self._own_processes = []
         self.state = "not started"
@@ -296,7 +329,7 @@ class IPyParallelEngine(BaseEngine):
         """Shut down the cluster if this engine started it; disconnect from a joined one."""
         rc, cluster = self._rc, self._cluster
         self._rc, self._cluster = None, None
-        self._ids, self._where, self._sent = [], {}, set()
+        self._ids, self._where, self._sent = [], {}, {}
         if rc is not None:
             try:
                 rc.close()
@@ -327,6 +360,7 @@ class IPyParallelEngine(BaseEngine):
         optimizers = client_optimizers(api)
         loaders = getattr(api, "local_dataloaders", None)
         when = f" in round {round}" if round is not None else ""
+        resident_of = getattr(api, "engine_resident", None) or (lambda i: [])
         self.start()
         rc = self._rc
         tasks = []
@@ -336,25 +370,35 @@ class IPyParallelEngine(BaseEngine):
             if any(a is CLIENT_LOADER for a in args):  # the client's data goes once and stays on its engine
                 loader = loaders[i]
                 key = (self._token, i, id(loader))
-                if key not in self._sent:
+                if not self._on_engine(key, loader):
                     loader_blob = cloudpickle.dumps(loader)
-                    self._sent.add(key)
                 gen = getattr(loader, "generator", None)
                 gen_state = gen.get_state() if gen is not None else None
-            blob = cloudpickle.dumps((api.clients[i], optimizers[i], fn, tuple(args)))
-            self.bytes_sent += len(blob) + (len(loader_blob) if loader_blob else 0)
+            # objects the API declares fixed for the run (e.g. a client's public data) stay on the engine too
+            resident = {(i, k): o for k, o in enumerate(resident_of(i))}
+            res_key = resident_blob = None
+            if resident:
+                res_key = (self._token, "resident", i)
+                if not self._on_engine(res_key, tuple(resident.values())):
+                    resident_blob = cloudpickle.dumps(list(resident.items()))
+            blob = _dumps((api.clients[i], optimizers[i], fn, tuple(args)), {id(o): k for k, o in resident.items()})
+            self.bytes_sent += len(blob) + len(loader_blob or b"") + len(resident_blob or b"")
             try:
-                ar = rc[eid].apply_async(_remote_run, blob, key, loader_blob, gen_state)
+                ar = rc[eid].apply_async(_remote_run, blob, key, loader_blob, gen_state, res_key, resident_blob)
             except Exception as exc:  # the engine unregistered: it died before this call reached it
                 pid = self._where.get(eid, (None, "?"))[1]
                 self._fail(f"engine {eid} (pid {pid}) died while training client {self._name(api, i)}{when} "
                            f"(it was gone when {task} started: {_describe(exc)})", api, i, eid)
-            tasks.append((i, eid, ar))
-        replies = self._wait(tasks, api, task, when)
+            if loader_blob is not None:
+                self._remember(key, loaders[i])
+            if resident_blob is not None:
+                self._remember(res_key, tuple(resident.values()))
+            tasks.append((i, eid, ar, resident))
+        replies = self._wait([t[:3] for t in tasks], api, task, when)
         results = []
-        for (i, eid, _), (blob, gen_state) in zip(tasks, replies):
+        for (i, eid, _, resident), (blob, gen_state) in zip(tasks, replies):
             self.bytes_received += len(blob)
-            remote_client, remote_optimizer, result = cloudpickle.loads(blob)
+            remote_client, remote_optimizer, result = _loads(blob, resident)
             _copy_back(api.clients[i], remote_client)
             optimizers[i].load_state_dict(remote_optimizer.state_dict())
             if gen_state is not None:
@@ -363,6 +407,25 @@ class IPyParallelEngine(BaseEngine):
                     gen.set_state(gen_state)
             results.append(result)
         return results
+
+    def _on_engine(self, key, objs) -> bool:
+        """Whether ``objs`` (an object or a tuple of them) were shipped under ``key`` and are still the
+        same objects here (weak references: an id reused by a new object does not count)."""
+        refs = self._sent.get(key)
+        items = objs if isinstance(objs, tuple) else (objs,)
+        return refs is not None and len(refs) == len(items) and all(r() is o for r, o in zip(refs, items))
+
+    def _remember(self, key, objs) -> None:
+        import weakref
+
+        items = objs if isinstance(objs, tuple) else (objs,)
+        refs = []
+        for o in items:
+            try:
+                refs.append(weakref.ref(o))
+            except TypeError:  # no weak references: keep it alive so its id is not reused
+                refs.append(lambda o=o: o)
+        self._sent[key] = tuple(refs)
 
     def _wait(self, tasks, api, task: str, when: str) -> List[Any]:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout

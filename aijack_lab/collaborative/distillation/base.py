@@ -224,6 +224,17 @@ class BaseFLKnowledgeDistillationAPI(BaseFedAPI):
         """Run client jobs ``(i, fn, args)`` through the engine (see ``aijack_lab.engines``)."""
         return self.engine.run_on_clients(self, jobs, task=task, round=round)
 
+    def engine_resident(self, i: int) -> list:
+        """What of client ``i`` stays fixed during a run (its public data): an engine may keep it where
+        the client runs rather than ship it with every job."""
+        client = self.clients[i]
+        public = getattr(client, "public", None)
+        objs = [public, getattr(client, "public_dataloader", None)]
+        if isinstance(public, PublicData):
+            objs += [public.x, public.y]
+        unique = {id(o): o for o in objs if o is not None}
+        return list(unique.values())
+
     def _who(self, i: int) -> str:
         return f"client {getattr(self.clients[i], 'user_id', i)}"
 
