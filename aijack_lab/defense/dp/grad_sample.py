@@ -4,13 +4,15 @@
 (a process-wide forward hook filtered by parameter identity, so the paper's loop works with only
 ``optimizer(nn.parameters())``). It keeps each layer's input and, on backward, the gradient of its
 output; autograd never computes the (summed) weight gradients: a layer's own parameters are frozen
-during its forward, and a layer whose input needs no gradient (the first layer) gets its output
-turned into a leaf, so the backward pass stops there. Per-sample gradients per layer type:
+during its forward, and the output of a layer whose input needs no gradient (the first layer) joins
+the graph through an in-place identity (no copy), so the backward pass stops there. Output gradients
+come from a pre-hook on the autograd node of each layer's output. Per-sample gradients per layer type:
 
 - ``nn.Linear`` on (B, in) inputs: never materialised. The per-sample norm is
   ``‖g_i‖·‖x_i‖`` (Goodfellow 2015) and the clipped sum is one matrix product ``(c⊙g)ᵀ x``.
 - ``nn.Linear`` on (B, ..., in) and ``nn.Conv1d``/``nn.Conv2d`` (groups=1, numeric padding): with
-  the unfolded input ``A_i`` (L x d, a cached gather index; faster than ``F.unfold`` here) and the
+  the unfolded input ``A_i`` (L x d, a cached gather index that reads NCHW or oneDNN's channels-last
+  activations in place; faster than ``F.unfold`` here) and the
   output gradient ``G_i`` (L x c), per layer whichever is cheaper by the sizes: the per-sample
   gradients ``G_iᵀA_i`` by one batched matmul, or "ghost" norms
   ``‖G_iᵀA_i‖² = Σ (A_iA_iᵀ)⊙(G_iG_iᵀ)`` and the clipped sum as one matmul over (B·L).
@@ -19,7 +21,11 @@ turned into a leaf, so the backward pass stops there. Per-sample gradients per l
 - BatchNorm in training mode mixes the samples of a batch, so per-sample gradients do not exist:
   a ``ValueError`` names the layer (use GroupNorm/LayerNorm, or put it in eval mode).
 
-The clipped sums of a lot accumulate in one flat buffer, so the noise is one ``randn`` and one add.
+The clipped sums of a lot accumulate in one flat buffer, so the noise is one ``randn`` and one add;
+there a conv layer's weight and bias share one (c, d+1) block in the layout of its per-sample
+gradients, so its clipped sum is one matrix-vector product written straight into the buffer. At
+these sizes each small tensor op costs about as much as the arithmetic, so the step is written to
+issue few of them.
 """
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence
@@ -160,7 +166,9 @@ def _unfold(x: torch.Tensor, geometry, ones: bool = False) -> torch.Tensor:
     b = x.shape[0]
     cl = x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     idx = _unfold_index(x.shape[1:], geometry, ones, cl)
-    src = x.permute(0, 2, 3, 1).reshape(b, -1) if cl else x.reshape(b, -1)  # a view either way
+    # (b, c·h·w) in memory order, a view either way (channels-last: each sample is dense in (h, w, c))
+    n = x.shape[1] * x.shape[2] * x.shape[3]
+    src = x.as_strided((b, n), (x.stride(0), 1), x.storage_offset()) if cl else x.reshape(b, -1)
     flat = torch.cat([src, _zero_one(b, x)], 1)
     return flat.index_select(1, idx).view(b, -1, x.shape[1] * geometry[0][0] * geometry[0][1] + ones)
 
