@@ -338,30 +338,7 @@ mpz_class PublicKey::decode(const mpz_class &r) const {
 }
 
 void PublicKey::build_table() const {
-  const unsigned w = static_cast<unsigned>(window_);
-  const std::size_t rows = (rand_bits_ + w - 1) / w, per = (std::size_t{1} << w) - 1;
-  std::vector<mpz_class> bases(rows);
-  bases[0] = hs_;
-  for (std::size_t i = 1; i < rows; ++i) {
-    mpz_class b = bases[i - 1];
-    for (unsigned s = 0; s < w; ++s) {
-      b = b * b;
-      mpz_tdiv_r(b.get_mpz_t(), b.get_mpz_t(), n2_.get_mpz_t());
-    }
-    bases[i] = b;
-  }
-  std::vector<mpz_class> table(rows * per);
-  parallel_for(rows, 0, [&](std::size_t begin, std::size_t end) {
-    mpz_class t;
-    for (std::size_t i = begin; i < end; ++i) {
-      table[i * per] = bases[i];
-      for (std::size_t j = 1; j < per; ++j) {
-        mpz_mul(t.get_mpz_t(), table[i * per + j - 1].get_mpz_t(), bases[i].get_mpz_t());
-        mpz_tdiv_r(table[i * per + j].get_mpz_t(), t.get_mpz_t(), n2_.get_mpz_t());
-      }
-    }
-  });
-  table_ = std::move(table);
+  table_ = std::make_shared<const FixedBaseTable>(hs_, n2_, rand_bits_, static_cast<unsigned>(window_));
   table_ready_.store(true);
 }
 
@@ -376,27 +353,7 @@ void PublicKey::mask_into(mpz_t out, const unsigned char *random, mpz_t tmp) con
     mpz_powm(out, hs_.get_mpz_t(), a.get_mpz_t(), n2_.get_mpz_t());
     return;
   }
-  const unsigned w = static_cast<unsigned>(window_);
-  const std::size_t rows = (rand_bits_ + w - 1) / w, per = (std::size_t{1} << w) - 1;
-  bool first = true;
-  for (std::size_t i = 0; i < rows; ++i) {
-    unsigned digit = 0;
-    for (unsigned b = 0; b < w; ++b) {
-      std::size_t bit = i * w + b;
-      if (bit >= rand_bits_) break;
-      digit |= static_cast<unsigned>((random[bit >> 3] >> (bit & 7)) & 1u) << b;
-    }
-    if (digit == 0) continue;
-    const mpz_class &entry = table_[i * per + digit - 1];
-    if (first) {
-      mpz_set(out, entry.get_mpz_t());
-      first = false;
-    } else {
-      mpz_mul(tmp, out, entry.get_mpz_t());
-      mpz_tdiv_r(out, tmp, n2_.get_mpz_t());
-    }
-  }
-  if (first) mpz_set_ui(out, 1);
+  table_->pow(out, random, tmp);
 }
 
 mpz_class PublicKey::random_mask() const {

@@ -75,6 +75,10 @@ template <class F>
 void parallel_for(std::size_t n, int threads, F &&f, std::size_t min_chunk = 1);
 
 // ---- keys -------------------------------------------------------------------------------------
+// A fixed-base windowed table for base^a mod `modulus`, a of at most `exp_bits` bits (defined in
+// paillier.cpp): the public key's hs^a mod n^2, and the secret key's mod p^2 and q^2 (CRT encryption).
+struct FixedBaseTable;
+
 class PublicKey {
  public:
   // n: the modulus (odd, kMinKeyBits..kMaxKeyBits bits). hs: DJN base h^n mod n^2; 0 draws one.
@@ -134,14 +138,10 @@ class PublicKey {
   std::uint64_t fingerprint_ = 0;
   int window_ = 6;
   mutable std::once_flag table_once_;
-  mutable std::vector<mpz_class> table_;  // table_[i * (2^w - 1) + (j - 1)] = hs^(j * 2^(w i))
+  mutable std::shared_ptr<const FixedBaseTable> table_;  // hs^a mod n^2, built on first use
   mutable std::atomic<bool> table_ready_{false};
   mutable std::atomic<std::uint64_t> encryptions_{0};
 };
-
-// A fixed-base windowed table for base^a mod `modulus`, a of at most `exp_bits` bits (defined in
-// paillier.cpp): used by SecretKey for CRT encryption.
-struct FixedBaseTable;
 
 class SecretKey {
  public:
