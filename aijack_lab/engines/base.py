@@ -74,13 +74,13 @@ class BaseEngine(abc.ABC):
                 for i in range(len(api.clients))]
         return self.run_on_clients(api, jobs, task="local training", round=com_cnt)
 
+    @abc.abstractmethod
     def run_on_clients(self, api, jobs: Sequence[Job], task: str = "its work", round=None) -> List[Any]:
         """Run each job ``(i, fn, args)`` as ``fn(api.clients[i], optimizer_i, *args)``; return the results
         in job order. Afterwards each client and its optimizer (and its private loader's random state)
         hold what the call left them with, as if it had run here. ``task``/``round`` name the work in
         error messages. An API may list objects of client ``i`` that stay fixed during the run with
         ``api.engine_resident(i)``; a remote engine may then keep them instead of shipping them per job."""
-        raise NotImplementedError(f"{type(self).__name__} cannot run client jobs (it implements no run_on_clients)")
 
     def close(self) -> None:
         """Release what the engine started (clusters, processes)."""
