@@ -13,6 +13,7 @@ the message keys and the wording of errors; this module moves the messages:
 - :class:`MPIDistillationAPI` is the common part of the per-rank APIs (argument checks, abort
   on error).
 """
+import abc
 from typing import Any, Dict, Optional
 
 import torch
@@ -161,8 +162,9 @@ class MPIDistillationAPI(BaseFedAPI):
                 abort_with_message(self.comm, exc)
             raise
 
-    def _run(self):  # pragma: no cover - every protocol defines it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _run(self):
+        """The protocol's rounds on this rank (each MPI distillation API defines them)."""
 
 
 class _ClientShare(BaseFLKnowledgeDistillationAPI):
@@ -170,7 +172,7 @@ class _ClientShare(BaseFLKnowledgeDistillationAPI):
     through the very code the in-process API runs (same batches, same losses)."""
 
     def run(self):  # pragma: no cover - only its training helpers are used
-        raise NotImplementedError("a client share does not run a protocol")
+        raise TypeError("a client share only lends its training helpers; it does not run a protocol")
 
 
 def client_share(party, local_dataloader, criterion, client_optimizer, validation_dataloader,
