@@ -24,7 +24,7 @@ from ...engines import CLIENT_LOADER, resolve_engine
 from ...utils.metrics import evaluate_accuracy
 from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
-from ..core import BaseFedAPI, update_nbytes
+from ..core import BaseClient, BaseFedAPI, check_finite_update, update_nbytes
 
 
 class PublicData:
@@ -101,6 +101,63 @@ def logits_on(model: torch.nn.Module, public: PublicData) -> torch.Tensor:
         return torch.cat([model(x) for _, x in public.batches()])
     finally:
         model.train(was)
+
+
+def default_server_optimizer(server_model: Optional[torch.nn.Module], server_optimizer=None):
+    """``server_optimizer``, else the distillation protocols' default for the server's model: Adam,
+    lr 1e-3 (None when there is no server model)."""
+    if server_optimizer is None and server_model is not None:
+        server_optimizer = torch.optim.Adam(server_model.parameters(), lr=1e-3)
+    return server_optimizer
+
+
+class DistillationClient(BaseClient):
+    """What FedMD, FedGEMS and DSFL clients share: the public data (``public``), ``output_dim``,
+    uploads and downloads of ``(n_public, output_dim)`` predictions checked on the way, and epochs of
+    training on the public inputs (shuffled the same way by every protocol)."""
+
+    def __init__(self, model: torch.nn.Module, public_dataloader, output_dim: int, batch_size: int,
+                 user_id: int = 0, device: str = "cpu"):
+        super().__init__(model, user_id=user_id)
+        self.public_dataloader = public_dataloader
+        self.public = PublicData(public_dataloader, batch_size=batch_size)
+        self.output_dim = check_positive_int("output_dim", output_dim)
+        self.device = device
+
+    def public_logits(self) -> torch.Tensor:
+        """The model's outputs on the public data, shape- and finiteness-checked."""
+        logits = logits_on(self.model, self.public)
+        if logits.dim() != 2 or logits.shape[1] != self.output_dim:
+            raise ValueError(
+                f"client {self.user_id}: model outputs have shape {tuple(logits.shape[1:])}, expected ({self.output_dim},) "
+                "(output_dim)"
+            )
+        check_finite_update([logits], f"client {self.user_id}")
+        return logits
+
+    def checked_download(self, values: torch.Tensor, what: str) -> torch.Tensor:
+        """A detached copy of the server's per-public-sample ``values`` (``what`` names them in errors)."""
+        expected = (len(self.public), self.output_dim)
+        if values.shape != expected:
+            raise ValueError(f"client {self.user_id}: {what} of shape {tuple(values.shape)}, expected {expected}")
+        return values.detach().clone()
+
+    def train_on_public(self, optimizer, epoch: int, seed: int, batch_loss: Callable) -> float:
+        """``epoch`` epochs over the public inputs minimising ``batch_loss(indices, x)``; returns the last
+        epoch's mean loss. The shuffle depends on ``seed``, the epoch and ``user_id``."""
+        self.model.train()
+        last = float("nan")
+        for e in range(epoch):
+            total, count = 0.0, 0
+            for idx, x in self.public.batches(shuffle_seed=seed * 1009 + e * 31 + self.user_id):
+                optimizer.zero_grad()
+                loss = batch_loss(idx, x)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(idx)
+                count += len(idx)
+            last = total / count
+        return last
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,9 @@
 """DSFLAPI: local training, ERA aggregation on unlabeled public data, global and local distillation."""
 from typing import Callable, List, Optional, Sequence
 
-import torch
-
 from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
-from ..distillation import BaseFLKnowledgeDistillationAPI
+from ..distillation import BaseFLKnowledgeDistillationAPI, default_server_optimizer
 
 
 def approach_consensus(client, optimizer, epoch: int, seed: int) -> float:
@@ -51,9 +49,7 @@ class DSFLAPI(BaseFLKnowledgeDistillationAPI):
         self.epoch_local_training = check_positive_int("epoch_local_training", epoch_local_training)
         self.epoch_global_distillation = check_positive_int("epoch_global_distillation", epoch_global_distillation, allow_zero=True)
         self.epoch_local_distillation = check_positive_int("epoch_local_distillation", epoch_local_distillation, allow_zero=True)
-        if server_optimizer is None:
-            server_optimizer = torch.optim.Adam(server.server_model.parameters(), lr=1e-3)
-        self.server_optimizer = server_optimizer
+        self.server_optimizer = default_server_optimizer(server.server_model, server_optimizer)
 
     def run(self):
         for com_cnt in range(self.num_communication):

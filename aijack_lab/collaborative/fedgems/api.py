@@ -1,11 +1,9 @@
 """FedGEMSAPI: clients learn privately, the larger server model fuses their knowledge, clients distil it back."""
 from typing import Callable, List, Optional, Sequence
 
-import torch
-
 from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
-from ..distillation import BaseFLKnowledgeDistillationAPI
+from ..distillation import BaseFLKnowledgeDistillationAPI, default_server_optimizer
 
 
 def approach_server(client, optimizer, epoch: int, seed: int) -> float:
@@ -52,9 +50,7 @@ class FedGEMSAPI(BaseFLKnowledgeDistillationAPI):
         self.epoch_client_on_localdataset = check_positive_int("epoch_client_on_localdataset", epoch_client_on_localdataset, allow_zero=True)
         self.epoch_client_on_publicdataset = check_positive_int("epoch_client_on_publicdataset", epoch_client_on_publicdataset, allow_zero=True)
         self.epoch_server_on_publicdataset = check_positive_int("epoch_server_on_publicdataset", epoch_server_on_publicdataset)
-        if server_optimizer is None:
-            server_optimizer = torch.optim.Adam(server.server_model.parameters(), lr=1e-3)
-        self.server_optimizer = server_optimizer
+        self.server_optimizer = default_server_optimizer(server.server_model, server_optimizer)
 
     def run(self):
         for com_cnt in range(self.num_communication):

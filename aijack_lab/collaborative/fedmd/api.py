@@ -6,7 +6,7 @@ import torch
 from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
 from ...engines import CLIENT_LOADER
-from ..distillation import BaseFLKnowledgeDistillationAPI, soft_cross_entropy
+from ..distillation import BaseFLKnowledgeDistillationAPI, default_server_optimizer, soft_cross_entropy
 from ..distillation.base import train_supervised
 
 
@@ -69,9 +69,7 @@ class FedMDAPI(BaseFLKnowledgeDistillationAPI):
         self.server_training_epoch = check_positive_int("server_training_epoch", server_training_epoch, allow_zero=True)
         if self.transfer_epoch_public and self.public.y is None:
             raise ValueError("FedMD's transfer learning needs labeled public data (or transfer_epoch_public=0)")
-        if server_optimizer is None and getattr(server, "server_model", None) is not None:
-            server_optimizer = torch.optim.Adam(server.server_model.parameters(), lr=1e-3)
-        self.server_optimizer = server_optimizer
+        self.server_optimizer = default_server_optimizer(getattr(server, "server_model", None), server_optimizer)
         self.transfer_scores: Optional[dict] = None
 
     def transfer_learning(self) -> None:

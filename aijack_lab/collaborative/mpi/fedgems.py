@@ -30,6 +30,7 @@ from ...utils.metrics import evaluate_accuracy
 from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
 from ..core import update_nbytes
+from ..distillation import default_server_optimizer
 from .distillation import DistillationClientMixin, DistillationServerMixin, MPIDistillationAPI, client_share
 from .launch import write_rank_status
 from .transport import DEFAULT_TIMEOUT, check_timeout
@@ -134,9 +135,7 @@ class MPIFedGEMSAPI(MPIDistillationAPI):
         self.epoch_server_on_publicdataset = check_positive_int("epoch_server_on_publicdataset", epoch_server_on_publicdataset)
         self.validation_dataloader = validation_dataloader
         if is_server:
-            if server_optimizer is None:
-                server_optimizer = torch.optim.Adam(party.server_model.parameters(), lr=1e-3)
-            self.server_optimizer = server_optimizer
+            self.server_optimizer = default_server_optimizer(party.server_model, server_optimizer)
         else:
             if local_dataloader is None:
                 raise ValueError("local_dataloader is required on a client rank (FedGEMS trains on private data)")
