@@ -53,6 +53,16 @@ def _expired(deadline: Optional[float]) -> bool:
     return deadline is not None and time.monotonic() > deadline
 
 
+def _silent_ranks(ranks, did_not: str, timeout: float) -> MPIRankError:
+    """The error for ``ranks`` that did not ``did_not`` within ``timeout`` seconds; ``.rank`` names them."""
+    noun = "rank" if len(ranks) == 1 else "ranks"
+    return MPIRankError(
+        f"MPI {noun} {', '.join(str(r) for r in ranks)} did not {did_not} within {timeout:g} s "
+        f"(the rank died or stopped answering); the run is stopped",
+        rank=ranks[0] if len(ranks) == 1 else tuple(ranks),
+    )
+
+
 def recv_from(comm, source: int, tag: int, timeout: Optional[float], what: str) -> Any:
     """Receive one message from ``source`` with ``tag``; raise :class:`MPIRankError` after ``timeout`` s."""
     return gather_from(comm, [source], tag, timeout, what)[source]
@@ -77,13 +87,7 @@ def gather_from(comm, sources: Iterable[int], tag: int, timeout: Optional[float]
         if not pending:
             break
         if _expired(deadline):
-            ranks = ", ".join(str(r) for r in pending)
-            noun = "rank" if len(pending) == 1 else "ranks"
-            raise MPIRankError(
-                f"MPI {noun} {ranks} did not send {what} within {timeout:g} s "
-                f"(the rank died or stopped answering); the run is stopped",
-                rank=pending[0] if len(pending) == 1 else tuple(pending),
-            )
+            raise _silent_ranks(pending, f"send {what}", timeout)
         if progressed:
             sleep = _MIN_SLEEP
         else:
@@ -110,13 +114,7 @@ def send_each(comm, messages: Iterable, tag: int, timeout: Optional[float], what
         if not requests:
             break
         if _expired(deadline):
-            ranks = ", ".join(str(r) for r in requests)
-            noun = "rank" if len(requests) == 1 else "ranks"
-            raise MPIRankError(
-                f"MPI {noun} {ranks} did not take {what} within {timeout:g} s "
-                f"(the rank died or stopped answering); the run is stopped",
-                rank=next(iter(requests)) if len(requests) == 1 else tuple(requests),
-            )
+            raise _silent_ranks(list(requests), f"take {what}", timeout)
         time.sleep(sleep)
         sleep = min(2 * sleep, _MAX_SLEEP)
 
