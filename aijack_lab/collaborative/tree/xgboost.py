@@ -291,11 +291,15 @@ class XGBoostClassifierAPI:
             self.last_prediction_bits[pid] = int(bits.size)
         K = 1 if self.num_classes == 2 else self.num_classes
         margins = np.full((n, K), self.init_value)
-        rows_idx = np.arange(n)
         for tree in trees:
+            is_leaf = np.array([nd["leaf"] for nd in tree])
+            leaf_weight = np.zeros((len(tree), K))
+            for v, nd in enumerate(tree):
+                if nd["leaf"]:
+                    leaf_weight[v] = nd["weight"]
             node = np.zeros(n, dtype=np.int64)
             while True:
-                inner = np.array([not tree[v]["leaf"] for v in node])
+                inner = ~is_leaf[node]
                 if not inner.any():
                     break
                 for v in np.unique(node[inner]):
@@ -303,8 +307,7 @@ class XGBoostClassifierAPI:
                     nd = tree[v]
                     go_left = answers[nd["party_id"]][nd["record_id"]][at]
                     node[at] = np.where(go_left, nd["left"], nd["right"])
-            weights = np.array([tree[v]["weight"] for v in node], dtype=np.float64).reshape(n, -1)
-            margins[rows_idx] += self.learning_rate * weights
+            margins += self.learning_rate * leaf_weight[node]
         return margins
 
     def predict_proba_from_parties(self, xs) -> np.ndarray:
