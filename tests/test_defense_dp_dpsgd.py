@@ -146,6 +146,16 @@ def test_unfold_matches_torch_unfold(channels_last):
         got = _unfold(x, (kernel, stride, padding, dilation), ones=True)
         torch.testing.assert_close(got[..., :-1], ref)
         assert (got[..., -1] == 1).all()
+    # an engine's reusable buffers: batches of other sizes (a larger one regrows the buffer), and a
+    # second layer's input of another size sharing the same dict
+    buffers = {}
+    other = torch.randn(4, 2, 5, 5, generator=torch.Generator().manual_seed(1))
+    geometry = ((3, 3), (1, 1), (1, 1), (1, 1))
+    for rows in (3, 5, 2, 5):
+        for t in (x[:rows], other[:rows]):
+            got = _unfold(t, geometry, ones=True, buffers=buffers)
+            torch.testing.assert_close(got[..., :-1], F.unfold(t, (3, 3), padding=1).transpose(1, 2))
+            assert (got[..., -1] == 1).all()
 
 
 def test_lot_sums_split_into_batches_and_reused_noise_buffer(digits):
@@ -180,6 +190,62 @@ def test_lot_sums_split_into_batches_and_reused_noise_buffer(digits):
     assert again[0].data_ptr() == reused[0].data_ptr() and not torch.equal(again[0], fresh[0])
     for e in engines:
         e.close()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_lots_keep_the_memory_layout_of_the_data(channels):
+    """A lot's images keep the dataset's layout (plain indexing returns NCHW strides, and oneDNN picks
+    its convolution layout from them); the values are those of ``x[idx]``."""
+    from aijack_lab.defense.dp.manager import _take
+
+    x = torch.randn(30, channels, 6, 6, generator=torch.Generator().manual_seed(0))
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.arange(30)
+    idx = torch.tensor([4, 17, 3, 29])
+    xs, ys = _take(TensorDataset(x, y), idx)
+    assert torch.equal(xs, x[idx]) and torch.equal(ys, y[idx])
+    assert xs.stride()[1:] == x.stride()[1:]
+    assert xs.is_contiguous(memory_format=torch.channels_last)
+    empty, _ = _take(TensorDataset(x, y), idx[:0])
+    assert empty.shape == (0, channels, 6, 6)
+
+
+def _train_lots(digits, lots=4, hook=False, **sgd):
+    x, y = digits[0][:256], digits[1][:256]
+    model = make_digits_model("cnn", seed=0)
+    manager = DPSGDManager(GeneralMomentAccountant(), optim.SGD, l2_norm_clip=1.0, dataset=TensorDataset(x, y),
+                           lot_size=32, iterations=lots, seed=0)
+    dpopt, lot_loader, batch_loader = manager.privatize(noise_multiplier=1.0)
+    opt = dpopt(model.parameters(), lr=0.5, **sgd)
+    calls = []
+    if hook:
+        opt.register_step_pre_hook(lambda o, args, kwargs: calls.append(1))
+    crit = nn.CrossEntropyLoss()
+    for x_lot, y_lot in lot_loader(opt):
+        for xb, yb in batch_loader(TensorDataset(x_lot, y_lot)):
+            opt.zero_grad()
+            crit(model(xb), yb).backward()
+            opt.step()
+    opt.dp_engine.close()
+    return [p.detach().clone() for p in model.parameters()], calls
+
+
+def test_plain_sgd_update_equals_sgd_step(digits, monkeypatch):
+    """The DP optimizers apply plain SGD's noisy update as one foreach add: bitwise the parameters that
+    SGD.step gives (which still runs, with its hooks, once per lot whenever hooks are registered or
+    momentum, weight decay... are set)."""
+    steps = []
+    original = optim.SGD.step
+    monkeypatch.setattr(optim.SGD, "step", lambda self, *a, **k: (steps.append(1), original(self, *a, **k))[1])
+    fast, _ = _train_lots(digits)
+    assert not steps  # the foreach update: SGD.step never ran
+    hooked, calls = _train_lots(digits, hook=True)
+    assert len(steps) == 4 and len(calls) == 4  # one base step (and hook call) per lot, not per batch
+    for a, b in zip(fast, hooked):
+        assert torch.equal(a, b)
+    steps.clear()
+    momentum, _ = _train_lots(digits, momentum=0.9)
+    assert len(steps) == 4 and not all(torch.equal(a, b) for a, b in zip(fast, momentum))
 
 
 class ViewHead(nn.Module):

@@ -37,8 +37,6 @@ from torch.nn import functional as F
 _MIXING = (nn.modules.batchnorm._BatchNorm,)
 _IN_VMAP = [0]  # > 0 while a vmap fallback runs a module: every engine's hooks stand aside
 _UNFOLD_INDEX: Dict[tuple, torch.Tensor] = {}  # conv geometry -> gather index into [x, 0, 1]
-_ZERO_ONE = torch.tensor([[0.0, 1.0]])
-_ZERO_ONES: Dict[tuple, torch.Tensor] = {}
 
 
 class _Layer:
@@ -109,17 +107,6 @@ def _mixing_error(module):
     )
 
 
-def _zero_one(b: int, like: torch.Tensor) -> torch.Tensor:
-    """(b, 2) columns [0, 1] (what padding and the bias column read), cached per size/dtype/device."""
-    key = (b, like.dtype, like.device)
-    t = _ZERO_ONES.get(key)
-    if t is None:
-        if len(_ZERO_ONES) > 512:
-            _ZERO_ONES.clear()
-        t = _ZERO_ONES[key] = _ZERO_ONE.to(device=like.device, dtype=like.dtype).expand(b, 2)
-    return t
-
-
 def _conv_fast_ok(module) -> bool:
     return (
         isinstance(module, (nn.Conv1d, nn.Conv2d))
@@ -160,16 +147,38 @@ def _unfold_index(shape, geometry, ones: bool, channels_last: bool = False) -> t
     return idx
 
 
-def _unfold(x: torch.Tensor, geometry, ones: bool = False) -> torch.Tensor:
+def _unfold(x: torch.Tensor, geometry, ones: bool = False, buffers: Optional[Dict[tuple, torch.Tensor]] = None
+            ) -> torch.Tensor:
     """(B, L, C·kh·kw [+1]) patches of a (B, C, H, W) input — ``F.unfold(...).transpose(1, 2)``
-    (and a column of 1s) by one gather, several times faster than ``F.unfold`` for small images."""
+    (and a column of 1s) by one gather, several times faster than ``F.unfold`` for small images.
+
+    The gather reads rows ``[x_i, 0, 1]`` (padding reads the 0, the bias column the 1). They are
+    written into a reusable buffer from ``buffers`` (one per engine, so concurrent engines never
+    share one) whose last two columns are set once: a copy into it costs a fraction of a ``cat``.
+    """
     b = x.shape[0]
     cl = x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     idx = _unfold_index(x.shape[1:], geometry, ones, cl)
     # (b, c·h·w) in memory order, a view either way (channels-last: each sample is dense in (h, w, c))
     n = x.shape[1] * x.shape[2] * x.shape[3]
     src = x.as_strided((b, n), (x.stride(0), 1), x.storage_offset()) if cl else x.reshape(b, -1)
-    flat = torch.cat([src, _zero_one(b, x)], 1)
+    views = None if buffers is None else buffers.get((n, b, x.dtype, x.device))
+    if views is None:
+        key = (n, x.dtype, x.device)
+        buf = None if buffers is None else buffers.get(key)
+        if buf is None or buf.shape[0] < b:
+            buf = torch.empty((max(b, 64), n + 2), dtype=x.dtype, device=x.device)
+            buf[:, n] = 0.0
+            buf[:, n + 1] = 1.0
+            if buffers is not None:  # (dropping the row views of the smaller buffer)
+                for k in [k for k in buffers if len(k) == 4 and (k[0], k[2], k[3]) == key]:
+                    del buffers[k]
+                buffers[key] = buf
+        views = (buf[:b], buf[:b, :n])  # rows [x_i, 0, 1] and their x_i part, kept per batch size
+        if buffers is not None:
+            buffers[(n, b, x.dtype, x.device)] = views
+    flat, head = views
+    head.copy_(src)
     return flat.index_select(1, idx).view(b, -1, x.shape[1] * geometry[0][0] * geometry[0][1] + ones)
 
 
@@ -232,6 +241,8 @@ class DPEngine:
         self._owner: Dict[int, int] = {}  # id(param) -> how many planned layers own it (tied weights)
         self.active = True
         self._blocks: Dict[int, torch.Tensor] = {}  # id(layer) -> its interleaved [weight | bias] block
+        self._unfold_buffers: Dict[tuple, torch.Tensor] = {}  # reusable [x | 0 | 1] rows of _unfold
+        self._closed_cache: Dict[tuple, tuple] = {}  # layer sequence -> _closed_forms
         self._layout([])
         self.accum: Dict[int, torch.Tensor] = {}  # id(param) -> the lot's sum of clipped gradients so far
         self.lot_samples = 0
@@ -372,6 +383,7 @@ class DPEngine:
         for p in own:
             self._owner[id(p)] = self._owner.get(id(p), 0) + 1
         self._layers[module] = layer
+        self._closed_cache.clear()
         return layer
 
     def _watching(self) -> bool:
@@ -453,7 +465,7 @@ class DPEngine:
             return a, g.reshape(b, -1, g.shape[-1]).transpose(1, 2)
         if layer.geometry[0][0] == 1 and x.dim() == 3:  # Conv1d
             x = x.unsqueeze(2)
-        return _unfold(x, layer.geometry, ones), g.reshape(b, g.shape[1], -1)
+        return _unfold(x, layer.geometry, ones, self._unfold_buffers), g.reshape(b, g.shape[1], -1)
 
     def _split(self, layer: _Layer, per: torch.Tensor) -> Dict[int, torch.Tensor]:
         """{id(param): ...} from a (..., c, d[+1]) weight[|bias] block."""
@@ -501,11 +513,28 @@ class DPEngine:
             return self.force_mode == "ghost"
         return l * l * (c + d) < 2 * c * d
 
-    @torch.no_grad()
+    def _closed_forms(self, caps: List[_Capture]) -> tuple:
+        """Per capture, whether its layer's clipped sum has a closed form. Not when a parameter is
+        reached through several captures (a layer called twice, tied weights), for layers without
+        one (vmap fallback) and for a privatised bias alone: those need materialised per-sample
+        gradients. Cached per sequence of layers (the same every batch; cleared when a layer is
+        first seen, as that can reveal tied weights)."""
+        key = tuple(id(c.layer) for c in caps)
+        closed = self._closed_cache.get(key)
+        if closed is None:
+            seen, repeated = set(), set()
+            for c in caps:
+                (repeated if id(c.layer) in seen else seen).add(id(c.layer))
+            closed = self._closed_cache[key] = tuple(
+                c.layer.kind != "vmap" and c.layer.weight is not None and id(c.layer) not in repeated
+                and all(self._owner[id(p)] == 1 for p in c.layer.params) for c in caps)
+        return closed
+
     def clip_and_accumulate(self) -> int:
         """Clip each sample's gradient of the last backward to C and add the sum to the lot's sum.
 
-        Returns the number of samples; clears ``.grad`` of the parameters.
+        Returns the number of samples; clears ``.grad`` of the parameters. (Every tensor it reads
+        is detached or a buffer, so autograd records nothing without a ``no_grad`` context.)
         """
         self._thaw()
         caps = self._ready_captures()
@@ -528,32 +557,24 @@ class DPEngine:
         if not caps:
             return 0
         batch = caps[0].grad.shape[0]
-        # a parameter reached through several captures (a layer called twice, tied weights) or a
-        # preconditioner (AdaDPS) needs materialised per-sample gradients; the rest take closed forms
-        seen = set()
-        repeated = set()
-        for c in caps:
-            if id(c.layer) in seen:
-                repeated.add(id(c.layer))
-            seen.add(id(c.layer))
         precond = self.preconditioner
+        closed = self._closed_forms(caps) if precond is None else (False,) * len(caps)
         full: Dict[int, torch.Tensor] = {}  # materialised per-sample gradients, (B, ...)
         blocks = []  # (layer, (B, c·d') per-sample weight|bias blocks) of unfolded layers
         sums = []  # (kind, layer, A, G) of layers whose clipped sums need the clip factors
         sq = None  # the squared per-sample norms, (B,), summed in place over the layers
         vecdot = torch.linalg.vecdot
-        for c in caps:
+        for c, fast in zip(caps, closed):
             if c.grad.shape[0] != batch:
                 raise ValueError(f"per-sample gradients: layers saw different batch sizes ({batch} and "
                                  f"{c.grad.shape[0]})")
             layer = c.layer
-            if (precond is not None or layer.kind == "vmap" or layer.weight is None or id(layer) in repeated
-                    or any(self._owner[id(p)] > 1 for p in layer.params)):
+            if not fast:
                 for pid, v in self._materialize(c).items():
                     full[pid] = full[pid] + v if pid in full else v
                 continue
             if layer.kind == "linear" and c.grad.dim() == 2:
-                x, g = self._input(c, detach=False), c.grad  # (no autograd here: no detach needed)
+                x, g = self._input(c), c.grad
                 xn2 = vecdot(x, x)
                 if layer.bias is not None:
                     xn2.add_(1.0)
@@ -564,7 +585,7 @@ class DPEngine:
                     continue
                 part = gn2.mul_(xn2)
             else:
-                a, gt = self._patches(c, detach=False)
+                a, gt = self._patches(c)
                 if self._use_ghost(a.shape[1], gt.shape[1], a.shape[2]):
                     part = (torch.bmm(a, a.transpose(1, 2)) * torch.bmm(gt.transpose(1, 2), gt)).sum((1, 2))
                     sums.append(("ghost", layer, a, gt))
@@ -646,7 +667,6 @@ class DPEngine:
         self.accum = {}
         self.lot_samples = 0
 
-    @torch.no_grad()
     def noisy_gradients(self, denominator: float, reuse: bool = False) -> List[torch.Tensor]:
         """(sum of clipped gradients + N(0, σ²C²)) / denominator for each parameter; resets the lot.
 

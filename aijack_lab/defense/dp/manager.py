@@ -26,9 +26,20 @@ from .grad_sample import DPEngine
 SAMPLINGS = ("poisson", "shuffle")
 
 
+def _rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``t[idx]`` in ``t``'s memory layout (plain indexing returns NCHW strides even for channels-last
+    data, and oneDNN picks its convolution layout from the input's strides: for the digits CNN the
+    channels-last path is about 1.5x faster, forward and backward)."""
+    if t.dim() > 1 and 0 < len(idx) <= len(t) and not t.is_contiguous():
+        return torch.index_select(t, 0, idx, out=torch.empty_like(t[:len(idx)]))
+    if t.dim() == 4 and t.shape[1] == 1 and len(idx) <= len(t):  # one channel: both layouts coincide
+        return torch.index_select(t, 0, idx, out=torch.empty_like(t[:len(idx)]))
+    return t.index_select(0, idx)  # (faster than t[idx])
+
+
 def _take(dataset: Dataset, idx: torch.Tensor):
     if isinstance(dataset, TensorDataset):
-        return tuple(t.index_select(0, idx) for t in dataset.tensors)  # faster than t[idx]
+        return tuple(_rows(t, idx) for t in dataset.tensors)
     items = [dataset[int(i)] for i in idx]
     if not items:
         first = dataset[0]
@@ -53,6 +64,39 @@ class _TensorBatches:
             return
         for s in range(0, n, self.batch_size):
             yield tuple(t[s:s + self.batch_size] for t in self.tensors)
+
+
+def _group_positions(optimizer, params):
+    """Per param group, the positions in ``params`` of its parameters (for the plain-SGD step)."""
+    position = {id(p): i for i, p in enumerate(params)}
+    return [[position[id(p)] for p in g["params"] if id(p) in position] for g in optimizer.param_groups]
+
+
+def _plain_sgd_steps(optimizer, base_cls: type, positions):
+    """``[(lr, positions)]`` per param group when ``base_cls.step`` would be exactly ``p ← p − lr·g``
+    (``torch.optim.SGD`` without momentum, weight decay, maximize or step hooks); else None. The DP
+    optimizers then apply the noisy gradients as one foreach add per group: the same arithmetic as
+    SGD's step, without its per-call Python work (about 0.1 ms a lot on the digits models, half of
+    the noisy step)."""
+    if base_cls is not torch.optim.SGD or len(positions) != len(optimizer.param_groups):
+        return None
+    from torch.optim import optimizer as torch_optimizer
+
+    for hooks in (getattr(optimizer, "_optimizer_step_pre_hooks", None),
+                  getattr(optimizer, "_optimizer_step_post_hooks", None),
+                  getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
+                  getattr(torch_optimizer, "_global_optimizer_post_hooks", None)):
+        if hooks is None or hooks:  # (unknown torch internals, or hooks: the optimizer's own step)
+            return None
+    steps = []
+    for group, pos in zip(optimizer.param_groups, positions):
+        lr = group["lr"]
+        if (type(lr) not in (float, int) or group["momentum"] != 0 or group["weight_decay"] != 0
+                or group["maximize"] or group.get("differentiable") or group.get("fused")):
+            return None
+        if pos:
+            steps.append((lr, pos))
+    return steps
 
 
 def check_accountant(accountant) -> None:
@@ -143,6 +187,9 @@ class DPSGDManager(BaseManager):
 
     def extend(self, cls: type) -> type:
         manager = self
+        # the base step with the step hooks and profiler range (torch.optim adds them to a class's step
+        # only once an instance of that class exists)
+        base_step = cls.step if getattr(cls.step, "hooked", False) else torch.optim.Optimizer.profile_hook_step(cls.step)
 
         class DPOptimizer(cls):
             def __init__(self, params, *args, **kwargs):
@@ -152,6 +199,7 @@ class DPSGDManager(BaseManager):
                 super().__init__(params, *args, **kwargs)
                 flat = [p for g in self.param_groups for p in g["params"]]
                 self.dp_engine = manager._make_engine(flat)
+                self._group_positions = _group_positions(self, self.dp_engine.params)
                 self.in_lot = False
                 self._perturbation = None
                 manager._on_optimizer(self)
@@ -196,16 +244,31 @@ class DPSGDManager(BaseManager):
                 if not self.in_lot:
                     self.step_for_lot()
 
+            # torch.optim wraps every subclass's step in a profiler range and the step hooks (about
+            # 20 µs a call here, once per batch); "hooked" tells it this one needs no wrapper: the
+            # hooks and the profiler range run around the parameter update itself (the base step,
+            # once per lot; step_for_lot takes the base step whenever hooks are registered)
+            step.hooked = True
+
             def step_for_lot(self):
                 """The noisy update of one lot; counts one step into the accountant."""
                 engine = self.dp_engine
                 grads = engine.noisy_gradients(manager._lot_denominator(engine), reuse=True)
                 grads = manager._prepare_gradients(self, engine, grads)
-                for p, g in zip(engine.params, grads):
-                    p.grad = g
-                super().step()
-                for p in engine.params:
-                    p.grad = None
+                if len(self._group_positions) != len(self.param_groups):  # (add_param_group)
+                    self._group_positions = _group_positions(self, engine.params)
+                plain = _plain_sgd_steps(self, cls, self._group_positions)
+                if plain is not None:
+                    with torch.no_grad():
+                        for lr, positions in plain:
+                            torch._foreach_add_([engine.params[i] for i in positions],
+                                                [grads[i] for i in positions], alpha=-lr)
+                else:
+                    for p, g in zip(engine.params, grads):
+                        p.grad = g
+                    base_step(self)
+                    for p in engine.params:
+                        p.grad = None
                 manager.accountant.add_step_info({"sigma": manager.noise_multiplier}, manager.step_sampling_rate(), 1)
 
         DPOptimizer.__name__ = f"DP{cls.__name__}"
