@@ -248,6 +248,53 @@ def test_plain_sgd_update_equals_sgd_step(digits, monkeypatch):
     assert len(steps) == 4 and not all(torch.equal(a, b) for a, b in zip(fast, momentum))
 
 
+def test_first_conv_forward_from_patches(digits):
+    """From its second forward on, the first conv (input needs no gradient) is computed from the unfolded
+    input that the clipping reuses: the outputs equal nn.Conv2d's, the clipped sums the per-sample
+    reference's; outside a DP step it is the plain forward; close() removes it; pickled or copied, the
+    model runs nn.Conv2d.forward on its own weights."""
+    import copy
+    import io
+
+    from aijack_lab.defense.dp.grad_sample import _PatchForward
+
+    x, y = digits[0][:24], digits[1][:24]
+    model = make_digits_model("cnn", seed=0)
+    reference = make_digits_model("cnn", seed=0)
+    conv = model.conv[0]
+    crit = nn.CrossEntropyLoss(reduction="sum")
+    engine = DPEngine(list(model.parameters()), 0.5, 1.0, loss_reduction="sum")
+    for step in range(2):
+        engine.captures, engine.active = [], True
+        out = model(x)
+        torch.testing.assert_close(out, reference(x), rtol=1e-5, atol=1e-5)
+        crit(out, y).backward()
+        engine.clip_and_accumulate()
+        assert isinstance(conv.__dict__.get("forward"), _PatchForward)
+    assert engine._patch_forwards[0].stash is None  # (picked up by the capture)
+    sums = [engine.accum[id(p)].clone() for p in model.parameters()]
+    # reference: per-sample gradients of the plain model, clipped to 0.5, summed over both steps
+    per = micro_batch_gradients(reference, crit, x, y)
+    flat = torch.cat([v.reshape(len(x), -1) for v in per.values()], 1)
+    factor = (0.5 / (flat.norm(dim=1) + 1e-6)).clamp(max=1.0)
+    for s_, v in zip(sums, per.values()):
+        torch.testing.assert_close(s_, 2 * torch.tensordot(factor, v, dims=1), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # not collecting: the plain forward
+        torch.testing.assert_close(conv(x), reference.conv[0](x))
+    assert engine._patch_forwards[0].stash is None
+    clone = copy.deepcopy(model)  # (e.g. MOON's copy of the previous model)
+    assert not isinstance(clone.conv[0].__dict__["forward"], _PatchForward)
+    with torch.no_grad():
+        clone.conv[0].weight.mul_(2.0)
+        torch.testing.assert_close(clone.conv[0](x), F.conv2d(x, 2 * conv.weight, conv.bias, padding=1))
+    engine.close()
+    assert "forward" not in conv.__dict__
+    buf = io.BytesIO()
+    torch.save(model, buf)  # (a closed engine leaves a plain, picklable model)
+    buf.seek(0)
+    torch.testing.assert_close(torch.load(buf, weights_only=False)(x), model(x))
+
+
 class ViewHead(nn.Module):
     """A first layer whose output is a view (the engine then hands the model a copy of a leaf), followed
     by an in-place activation and a Linear."""
