@@ -246,6 +246,15 @@ def test_plain_sgd_update_equals_sgd_step(digits, monkeypatch):
     steps.clear()
     momentum, _ = _train_lots(digits, momentum=0.9)
     assert len(steps) == 4 and not all(torch.equal(a, b) for a, b in zip(fast, momentum))
+    steps.clear()
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(lambda o, args, kwargs: None)
+    try:
+        global_hooked, _ = _train_lots(digits)
+    finally:
+        handle.remove()
+    assert len(steps) == 4 and all(torch.equal(a, b) for a, b in zip(fast, global_hooked))
 
 
 def test_first_conv_forward_from_patches(digits):

@@ -142,10 +142,14 @@ class _PatchForward:
             return nn.Conv2d.forward(module, x)
         a = _unfold(x, self.layer.geometry, ones, eng._unfold_buffers)  # (B, L, C·kh·kw [+1])
         weight = module.weight.reshape(module.out_channels, -1)
-        wb = torch.cat([weight, module.bias.view(-1, 1)], 1) if ones else weight
         out = torch.empty((b, module.out_channels, ho, wo), dtype=x.dtype, memory_format=torch.channels_last)
         # (channels-last memory is (B, Ho, Wo, O): the product's (B·L, O) rows, written in place)
-        torch.mm(a.view(-1, a.shape[2]), wb.t(), out=out.permute(0, 2, 3, 1).view(-1, module.out_channels))
+        rows = out.permute(0, 2, 3, 1).view(-1, module.out_channels)
+        patches = a.view(-1, a.shape[2])
+        if ones:  # (the patches without their column of 1s: a strided view; the bias is added by addmm)
+            torch.addmm(module.bias, patches[:, :-1], weight.t(), out=rows)
+        else:
+            torch.mm(patches, weight.t(), out=rows)
         self.stash = (x, a)
         return out
 

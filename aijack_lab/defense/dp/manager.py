@@ -10,6 +10,7 @@ gradients and adds them up; the noisy update happens once per lot, when the loop
 ``lot_loader`` for the next lot. Each lot counts one step into the accountant.
 """
 import copy
+import importlib
 import math
 from typing import Callable, Optional
 
@@ -72,6 +73,11 @@ def _group_positions(optimizer, params):
     return [[position[id(p)] for p in g["params"] if id(p) in position] for g in optimizer.param_groups]
 
 
+# torch.optim's process-wide step hooks (dicts mutated in place); None if a torch version lacks them
+_GLOBAL_STEP_HOOKS = tuple(getattr(importlib.import_module("torch.optim.optimizer"), name, None)
+                           for name in ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks"))
+
+
 def _plain_sgd_steps(optimizer, base_cls: type, positions):
     """``[(lr, positions)]`` per param group when ``base_cls.step`` would be exactly ``p ← p − lr·g``
     (``torch.optim.SGD`` without momentum, weight decay, maximize or step hooks); else None. The DP
@@ -80,14 +86,11 @@ def _plain_sgd_steps(optimizer, base_cls: type, positions):
     the noisy step)."""
     if base_cls is not torch.optim.SGD or len(positions) != len(optimizer.param_groups):
         return None
-    from torch.optim import optimizer as torch_optimizer
-
-    for hooks in (getattr(optimizer, "_optimizer_step_pre_hooks", None),
-                  getattr(optimizer, "_optimizer_step_post_hooks", None),
-                  getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
-                  getattr(torch_optimizer, "_global_optimizer_post_hooks", None)):
-        if hooks is None or hooks:  # (unknown torch internals, or hooks: the optimizer's own step)
-            return None
+    pre, post = _GLOBAL_STEP_HOOKS
+    own_pre = getattr(optimizer, "_optimizer_step_pre_hooks", None)
+    own_post = getattr(optimizer, "_optimizer_step_post_hooks", None)
+    if pre is None or post is None or own_pre is None or own_post is None or pre or post or own_pre or own_post:
+        return None  # (unknown torch internals, or hooks: the optimizer's own step runs them)
     steps = []
     for group, pos in zip(optimizer.param_groups, positions):
         lr = group["lr"]
