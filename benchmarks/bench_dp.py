@@ -6,7 +6,8 @@ of 64 drawn by Poisson sampling from the digits training split, σ = 1, C = 1, p
 - aijack_lab: the paper's Code 4 loop (``DPSGDManager.privatize``); each Poisson lot (expected 64)
   is one compute batch (``batch_size=None``), as Opacus processes each Poisson batch at once
   (with ``batch_size=64`` about half the lots spilled a handful of samples into a second batch).
-  Per-sample gradients: ghost norms + one matmul for Linear, a gathered unfold + bmm for Conv2d.
+  Per-sample gradients: ghost norms + one matmul for Linear, a gathered unfold + bmm for Conv2d
+  (the first conv's forward is computed from the same unfolded input).
 - Opacus ``PrivacyEngine.make_private`` in its default hooks mode (grad_sample_mode="hooks").
 - torch.func ``vmap(grad)`` over the whole model, then clip/sum/noise by hand.
 - the seed's way: micro-batches of one sample, one backward each, the sample's gradient clipped
