@@ -263,11 +263,12 @@ def test_plain_sgd_update_equals_sgd_step(digits, monkeypatch):
     assert len(steps) == 4 and all(torch.equal(a, b) for a, b in zip(fast, global_hooked))
 
 
-def test_first_conv_forward_from_patches(digits):
+def test_first_conv_forward_from_patches(digits, monkeypatch):
     """From its second forward on, the first conv (input needs no gradient) is computed from the unfolded
     input that the clipping reuses: the outputs equal nn.Conv2d's, the clipped sums the per-sample
-    reference's; outside a DP step it is the plain forward; close() removes it; pickled or copied, the
-    model runs nn.Conv2d.forward on its own weights."""
+    reference's; outside a DP step or above the size bound it is the plain forward; a deep copy runs
+    nn.Conv2d.forward on its own weights; close() removes it (the model pickles again)."""
+    from aijack_lab.defense.dp import grad_sample
     import copy
     import io
 
@@ -279,7 +280,7 @@ def test_first_conv_forward_from_patches(digits):
     conv = model.conv[0]
     crit = nn.CrossEntropyLoss(reduction="sum")
     engine = DPEngine(list(model.parameters()), 0.5, 1.0, loss_reduction="sum")
-    for step in range(2):
+    for _ in range(2):
         engine.captures, engine.active = [], True
         out = model(x)
         torch.testing.assert_close(out, reference(x), rtol=1e-5, atol=1e-5)
@@ -297,6 +298,12 @@ def test_first_conv_forward_from_patches(digits):
     with torch.no_grad():  # not collecting: the plain forward
         torch.testing.assert_close(conv(x), reference.conv[0](x))
     assert engine._patch_forwards[0].stash is None
+    monkeypatch.setattr(grad_sample, "PATCH_FORWARD_MAX", 100)  # (below 24 images' patches: plain forward)
+    engine.captures, engine.active = [], True
+    torch.testing.assert_close(model(x), reference(x))
+    assert engine._patch_forwards[0].stash is None and engine.captures[0].patches is None
+    crit(model(x), y).backward()  # (the first forward's captures got no gradient: left out)
+    assert engine.clip_and_accumulate() == len(x)
     clone = copy.deepcopy(model)  # (e.g. MOON's copy of the previous model)
     assert not isinstance(clone.conv[0].__dict__["forward"], _PatchForward)
     with torch.no_grad():

@@ -105,7 +105,7 @@ class _Tap(torch.autograd.Function):
 
 _ANCHOR = torch.zeros((), requires_grad=True)  # the input that makes _Tap's output require grad
 
-PATCH_FORWARD_MAX = 1 << 17  # patch elements (B·L·(C·kh·kw+1)) up to which _PatchForward computes the forward
+PATCH_FORWARD_MAX = 1 << 17  # patch elements (B·L·(C·kh·kw+1)) up to which _PatchForward is used
 
 
 class _PatchForward:
@@ -170,7 +170,6 @@ def _remove_patch_forwards(patch_forwards: List[_PatchForward]) -> None:
         if f.layer.module.__dict__.get("forward") is f:
             del f.layer.module.__dict__["forward"]
     patch_forwards.clear()
-
 
 
 def _mixing_error(module):
