@@ -266,8 +266,8 @@ def test_plain_sgd_update_equals_sgd_step(digits, monkeypatch):
 def test_first_conv_forward_from_patches(digits, monkeypatch):
     """From its second forward on, the first conv (input needs no gradient) is computed from the unfolded
     input that the clipping reuses: the outputs equal nn.Conv2d's, the clipped sums the per-sample
-    reference's; outside a DP step or above the size bound it is the plain forward; a deep copy runs
-    nn.Conv2d.forward on its own weights; close() removes it (the model pickles again)."""
+    reference's; outside a DP step or above the size bound it is the plain forward; a deep copy or a
+    pickled model runs nn.Conv2d.forward on its own weights, with inert engine hooks; close() removes it."""
     from aijack_lab.defense.dp import grad_sample
     import copy
     import io
@@ -304,17 +304,20 @@ def test_first_conv_forward_from_patches(digits, monkeypatch):
     assert engine._patch_forwards[0].stash is None and engine.captures[0].patches is None
     crit(model(x), y).backward()  # (the first forward's captures got no gradient: left out)
     assert engine.clip_and_accumulate() == len(x)
-    clone = copy.deepcopy(model)  # (e.g. MOON's copy of the previous model)
-    assert not isinstance(clone.conv[0].__dict__["forward"], _PatchForward)
-    with torch.no_grad():
-        clone.conv[0].weight.mul_(2.0)
-        torch.testing.assert_close(clone.conv[0](x), F.conv2d(x, 2 * conv.weight, conv.bias, padding=1))
+    buf = io.BytesIO()
+    torch.save(model, buf)  # (a whole-model checkpoint while the engine watches it)
+    buf.seek(0)
+    for clone in (copy.deepcopy(model), torch.load(buf, weights_only=False)):  # (e.g. MOON's copies)
+        assert not isinstance(clone.conv[0].__dict__["forward"], _PatchForward)
+        engine.captures, engine.active = [], True
+        torch.testing.assert_close(clone(x), reference(x), rtol=1e-5, atol=1e-5)
+        assert engine.captures == []  # the copy's hooks are inert: it is not the model the engine watches
+        engine.active = False
+        with torch.no_grad():
+            clone.conv[0].weight.mul_(2.0)
+            torch.testing.assert_close(clone.conv[0](x), F.conv2d(x, 2 * conv.weight, conv.bias, padding=1))
     engine.close()
     assert "forward" not in conv.__dict__
-    buf = io.BytesIO()
-    torch.save(model, buf)  # (a closed engine leaves a plain, picklable model)
-    buf.seek(0)
-    torch.testing.assert_close(torch.load(buf, weights_only=False)(x), model(x))
 
 
 class ViewHead(nn.Module):

@@ -172,6 +172,58 @@ def _remove_patch_forwards(patch_forwards: List[_PatchForward]) -> None:
     patch_forwards.clear()
 
 
+def _inert_hook(*args):
+    return None
+
+
+def _inert():
+    return _inert_hook
+
+
+class _PreHook:
+    """An engine's forward pre-hook for one layer: freezes the layer's parameters for its forward (so
+    autograd records no weight-gradient work). Deep-copied or pickled with its model it becomes an
+    inert hook: a copy is not the model the engine watches (and a weak reference does not pickle)."""
+
+    __slots__ = ("ref", "params", "mixing")
+
+    def __init__(self, engine, layer):
+        self.ref, self.params, self.mixing = weakref.ref(engine), layer.params, isinstance(layer.module, _MIXING)
+
+    def __call__(self, module, inputs):
+        eng = self.ref()
+        if eng is None or not eng.active or _IN_VMAP[0] or not torch.is_grad_enabled():
+            return
+        if self.mixing and module.training:
+            _mixing_error(module)
+        frozen = eng._frozen
+        for p in self.params:
+            if p.requires_grad:
+                p.requires_grad_(False)
+                frozen.append(p)
+
+    def __reduce__(self):
+        return _inert, ()
+
+
+class _PostHook:
+    """An engine's forward hook for one layer: captures its input and output (see ``_PreHook``)."""
+
+    __slots__ = ("ref", "layer")
+
+    def __init__(self, engine, layer):
+        self.ref, self.layer = weakref.ref(engine), layer
+
+    def __call__(self, module, inputs, output):
+        eng = self.ref()
+        if eng is None or not eng.active or _IN_VMAP[0] or not torch.is_grad_enabled():
+            return None
+        return eng._capture(self.layer, inputs, output)
+
+    def __reduce__(self):
+        return _inert, ()
+
+
 def _mixing_error(module):
     raise ValueError(
         f"{type(module).__name__} in training mode mixes the samples of a batch, so per-sample gradients "
@@ -421,28 +473,7 @@ class DPEngine:
     def _bound_hooks(self, layer: _Layer):
         """Forward pre-/post-hooks for one known layer: the checks of ``_on_forward_pre``/``_on_forward``
         with the layer lookup done once (the hooks run every forward pass, so they stay lean)."""
-        ref, params, mixing = weakref.ref(self), layer.params, isinstance(layer.module, _MIXING)
-        grad_enabled, in_vmap = torch.is_grad_enabled, _IN_VMAP
-
-        def pre(module, inputs):
-            eng = ref()
-            if eng is None or not eng.active or in_vmap[0] or not grad_enabled():
-                return
-            if mixing and module.training:
-                _mixing_error(module)
-            frozen = eng._frozen
-            for p in params:
-                if p.requires_grad:
-                    p.requires_grad_(False)
-                    frozen.append(p)
-
-        def post(module, inputs, output):
-            eng = ref()
-            if eng is None or not eng.active or in_vmap[0] or not grad_enabled():
-                return None
-            return eng._capture(layer, inputs, output)
-
-        return pre, post
+        return _PreHook(self, layer), _PostHook(self, layer)
 
     def _thaw(self) -> None:
         for p in self._frozen:
