@@ -19,6 +19,16 @@ BACKENDS = ("cpp", "python")
 DEFAULT_ORDERS = tuple(range(2, 73))
 
 
+def check_gaussian_steps(noise_params, sampling_rate, num_steps) -> Tuple[float, float, int]:
+    """The checked ``(σ, q, steps)`` of an ``add_step_info({"sigma": σ}, q, steps)`` call of a
+    Gaussian-only accountant (PRV, GDP)."""
+    if not isinstance(noise_params, dict) or "sigma" not in noise_params:
+        raise ValueError(f"noise_params must be a dict with key 'sigma', got {noise_params!r}")
+    return (check_positive("noise_params['sigma']", noise_params["sigma"]),
+            check_probability("sampling_rate", sampling_rate),
+            check_positive_int("num_steps", num_steps, allow_zero=True))
+
+
 def noise_search_arguments(target_epsilon, target_delta, sampling_rate, num_iterations, noise_multiplier_min,
                            noise_multiplier_max, noise_multiplier_precision, num_steps):
     """Checks ``get_noise_multiplier``'s arguments (shared by the accountants); returns

@@ -8,7 +8,8 @@ comparison with the RDP accountant, not a guarantee.
 import math
 from typing import Dict, List, Tuple
 
-from ...utils.validation import check_positive, check_positive_int, check_probability
+from ...utils.validation import check_probability
+from .accountant import check_gaussian_steps
 
 
 def _phi(x: float) -> float:
@@ -47,12 +48,8 @@ class GDPAccountant:
         self.steps_info = []
 
     def add_step_info(self, noise_params: Dict[str, float], sampling_rate: float, num_steps: int) -> None:
-        if not isinstance(noise_params, dict) or "sigma" not in noise_params:
-            raise ValueError(f"noise_params must be a dict with key 'sigma', got {noise_params!r}")
-        check_positive("noise_params['sigma']", noise_params["sigma"])
-        check_probability("sampling_rate", sampling_rate)
-        check_positive_int("num_steps", num_steps, allow_zero=True)
-        self.steps_info.append((dict(noise_params), float(sampling_rate), int(num_steps)))
+        _, q, num_steps = check_gaussian_steps(noise_params, sampling_rate, num_steps)
+        self.steps_info.append((dict(noise_params), q, num_steps))
 
     def get_mu(self) -> float:
         total = 0.0

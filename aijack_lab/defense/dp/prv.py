@@ -44,7 +44,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ...utils.validation import check_positive, check_positive_int, check_probability
-from .accountant import noise_search_arguments, smallest_noise_meeting
+from .accountant import check_gaussian_steps, noise_search_arguments, smallest_noise_meeting
 
 NEIGHBORING = ("add_or_remove", "remove", "add")
 _MAX_LOSS = 500.0  # e^-y of the grid points must stay a normal float64
@@ -204,17 +204,12 @@ class PRVAccountant:
 
     def add_step_info(self, noise_params: Dict[str, float], sampling_rate: float, num_steps: int) -> None:
         """Record ``num_steps`` steps (lots) with noise multiplier ``noise_params["sigma"]`` and q = lot size / N."""
-        if not isinstance(noise_params, dict) or "sigma" not in noise_params:
-            raise ValueError(f"noise_params must be a dict with key 'sigma', got {noise_params!r}")
-        check_positive("noise_params['sigma']", noise_params["sigma"])
-        q = check_probability("sampling_rate", sampling_rate)
-        check_positive_int("num_steps", num_steps, allow_zero=True)
-        sigma = float(noise_params["sigma"])
+        sigma, q, num_steps = check_gaussian_steps(noise_params, sampling_rate, num_steps)
         # merge runs of equal steps, as DP-SGD adds one step per lot
         if self.steps_info and self.steps_info[-1][0]["sigma"] == sigma and self.steps_info[-1][1] == q:
-            self.steps_info[-1] = (self.steps_info[-1][0], q, self.steps_info[-1][2] + int(num_steps))
+            self.steps_info[-1] = (self.steps_info[-1][0], q, self.steps_info[-1][2] + num_steps)
         else:
-            self.steps_info.append(({"sigma": sigma}, q, int(num_steps)))
+            self.steps_info.append(({"sigma": sigma}, q, num_steps))
 
     @property
     def num_steps(self) -> int:
