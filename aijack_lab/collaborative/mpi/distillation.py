@@ -9,7 +9,8 @@ the message keys and the wording of errors; this module moves the messages:
   and adds ``send_upload()`` / ``receive_answer()``;
 - :class:`DistillationServerMixin` goes before the base server class and hands it a
   :class:`RemoteDistillationClient` per client rank, so the base ``receive``/``update``/
-  ``distribute`` run unchanged; ``gather_uploads()`` / ``send_answers()`` move the messages;
+  ``distribute`` run unchanged; its ``receive`` gathers the uploads first (``gather_uploads()``)
+  and its ``distribute`` sends the answers after (``send_answers()``);
 - :class:`MPIDistillationAPI` is the common part of the per-rank APIs (argument checks, abort
   on error).
 """
@@ -116,6 +117,16 @@ class DistillationServerMixin:
             client._payload = payload
             client.last_loss = message.get("loss")
         return messages
+
+    def receive(self) -> None:
+        """This round's uploads from the client ranks, then the base class's ``receive``."""
+        self.gather_uploads()
+        super().receive()
+
+    def distribute(self) -> None:
+        """The base class's ``distribute``, then its answers to the client ranks."""
+        super().distribute()
+        self.send_answers()
 
     def send_answers(self) -> None:
         """Send each client rank what the base ``distribute()`` handed its stand-in; next round."""

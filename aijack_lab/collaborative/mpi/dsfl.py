@@ -90,14 +90,6 @@ class MPIDSFLServerManager(BaseManager):
                     raise ValueError("an MPI DSFL server needs public_dataloader (its clients are on other ranks)")
                 super().__init__(comm, clients, global_model, public_dataloader, *args, **kwargs)
 
-            def receive(self) -> None:
-                self.gather_uploads()
-                super().receive()
-
-            def distribute(self) -> None:
-                super().distribute()
-                self.send_answers()
-
         return MPIDSFLServerWrapper
 
 

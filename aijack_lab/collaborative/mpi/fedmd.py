@@ -76,14 +76,6 @@ class MPIFedMDServerManager(BaseManager):
         class MPIFedMDServerWrapper(_FedMDMessages, DistillationServerMixin, cls):
             _default_timeout = default_timeout
 
-            def receive(self) -> None:
-                self.gather_uploads()
-                super().receive()
-
-            def distribute(self) -> None:
-                super().distribute()
-                self.send_answers()
-
         return MPIFedMDServerWrapper
 
 
