@@ -23,7 +23,7 @@ from ...utils.progress import ProgressCallback
 from ...utils.validation import check_positive_int
 from ..core import BaseFedAPI
 from ..distillation import BaseFLKnowledgeDistillationAPI
-from .fedavg import _check_client_ranks, check_comm, init_mpi_client
+from .fedavg import RemoteClient, _check_client_ranks, check_comm, init_mpi_client
 from .transport import DEFAULT_TIMEOUT, MPIRankError, abort_with_message, check_timeout, gather_from, recv_from, send_each, send_to
 
 
@@ -60,24 +60,9 @@ class DistillationClientMixin:
         self.round += 1
 
 
-class RemoteDistillationClient:
-    """The server's stand-in for a client rank: ``upload()`` is what the rank sent this round and
-    ``download()`` keeps the answer to send."""
-
-    def __init__(self, rank: int):
-        self.rank = self.user_id = rank
-        self.last_loss: Optional[float] = None
-        self._payload = None
-        self._outbox = None
-
-    def upload(self):
-        return self._payload
-
-    def download(self, answer) -> None:
-        self._outbox = answer
-
-    def __repr__(self):
-        return f"RemoteDistillationClient(rank={self.rank})"
+class RemoteDistillationClient(RemoteClient):
+    """The server's stand-in for a client rank (FedAVG's, see :class:`RemoteClient`): ``upload()`` is
+    what the rank sent this round and ``download()`` keeps the answer to send."""
 
 
 class DistillationServerMixin:
@@ -114,7 +99,7 @@ class DistillationServerMixin:
                 if not torch.isfinite(payload).all():
                     raise MPIRankError(f"client rank {client.rank} sent {self._upload_noun} with NaN or inf in round "
                                        f"{self.round}; the round is stopped", rank=client.rank)
-            client._payload = payload
+            client._update = payload
             client.last_loss = message.get("loss")
         return messages
 

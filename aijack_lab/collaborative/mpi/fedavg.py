@@ -154,7 +154,7 @@ class RemoteClient:
         self._outbox = payload
 
     def __repr__(self):
-        return f"RemoteClient(rank={self.rank})"
+        return f"{type(self).__name__}(rank={self.rank})"
 
 
 class MPIFedAVGServerManager(BaseManager):
