@@ -133,10 +133,9 @@ class _PatchForward:
         if (eng is None or not eng._watching() or x.requires_grad or x.dim() != 4 or x.device.type != "cpu"
                 or not x.is_floating_point()):
             return nn.Conv2d.forward(module, x)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.layer.geometry
+        kh, kw = self.layer.geometry[0]
         b, c, h, w = x.shape
-        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        ho, wo = _conv_output_size(h, w, self.layer.geometry)
         ones = module.bias is not None
         if b * ho * wo * (c * kh * kw + ones) > PATCH_FORWARD_MAX or ho <= 0 or wo <= 0:
             return nn.Conv2d.forward(module, x)
@@ -181,47 +180,34 @@ def _inert():
 
 
 class _PreHook:
-    """An engine's forward pre-hook for one layer: freezes the layer's parameters for its forward (so
-    autograd records no weight-gradient work). Deep-copied or pickled with its model it becomes an
-    inert hook: a copy is not the model the engine watches (and a weak reference does not pickle)."""
-
-    __slots__ = ("ref", "params", "mixing")
-
-    def __init__(self, engine, layer):
-        self.ref, self.params, self.mixing = weakref.ref(engine), layer.params, isinstance(layer.module, _MIXING)
-
-    def __call__(self, module, inputs):
-        eng = self.ref()
-        if eng is None or not eng.active or _IN_VMAP[0] or not torch.is_grad_enabled():
-            return
-        if self.mixing and module.training:
-            _mixing_error(module)
-        frozen = eng._frozen
-        for p in self.params:
-            if p.requires_grad:
-                p.requires_grad_(False)
-                frozen.append(p)
-
-    def __reduce__(self):
-        return _inert, ()
-
-
-class _PostHook:
-    """An engine's forward hook for one layer: captures its input and output (see ``_PreHook``)."""
+    """An engine's forward pre-hook for one layer (see ``DPEngine._freeze``). Deep-copied or pickled
+    with its model it becomes an inert hook: a copy is not the model the engine watches (and a weak
+    reference does not pickle)."""
 
     __slots__ = ("ref", "layer")
 
     def __init__(self, engine, layer):
         self.ref, self.layer = weakref.ref(engine), layer
 
-    def __call__(self, module, inputs, output):
+    def __call__(self, module, inputs):
         eng = self.ref()
-        if eng is None or not eng.active or _IN_VMAP[0] or not torch.is_grad_enabled():
-            return None
-        return eng._capture(self.layer, inputs, output)
+        if eng is not None and eng._watching():
+            eng._freeze(self.layer, module)
 
     def __reduce__(self):
         return _inert, ()
+
+
+class _PostHook(_PreHook):
+    """An engine's forward hook for one layer: captures its input and output (see ``_PreHook``)."""
+
+    __slots__ = ()
+
+    def __call__(self, module, inputs, output):
+        eng = self.ref()
+        if eng is None or not eng._watching():
+            return None
+        return eng._capture(self.layer, inputs, output)
 
 
 def _mixing_error(module):
@@ -240,6 +226,12 @@ def _conv_fast_ok(module) -> bool:
     )
 
 
+def _conv_output_size(h: int, w: int, geometry):
+    """(Ho, Wo) of a convolution with ``geometry`` = (kernel, stride, padding, dilation) pairs."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
+    return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
+
 def _unfold_index(shape, geometry, ones: bool, channels_last: bool = False) -> torch.Tensor:
     """Gather index into ``[x.flatten(), 0, 1]``: patch rows (oh, ow), columns (c, kh, kw) and, with
     ``ones``, a last column of 1s (the bias' "input"); padding reads the 0. ``channels_last``: the
@@ -250,8 +242,7 @@ def _unfold_index(shape, geometry, ones: bool, channels_last: bool = False) -> t
     if idx is None:
         c, h, w = shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        ho, wo = _conv_output_size(h, w, geometry)
         if ho <= 0 or wo <= 0:
             raise ValueError(f"convolution output would be empty for input shape {tuple(shape)}")
         rows = (torch.arange(ho) * sh - ph).view(ho, 1, 1, 1, 1) + (torch.arange(kh) * dh).view(1, 1, 1, kh, 1)
@@ -271,7 +262,7 @@ def _unfold_index(shape, geometry, ones: bool, channels_last: bool = False) -> t
     return idx
 
 
-def _unfold(x: torch.Tensor, geometry, ones: bool = False, buffers: Optional[Dict[tuple, torch.Tensor]] = None
+def _unfold(x: torch.Tensor, geometry, ones: bool = False, buffers: Optional[Dict[tuple, tuple]] = None
             ) -> torch.Tensor:
     """(B, L, C·kh·kw [+1]) patches of a (B, C, H, W) input — ``F.unfold(...).transpose(1, 2)``
     (and a column of 1s) by one gather, several times faster than ``F.unfold`` for small images.
@@ -286,21 +277,19 @@ def _unfold(x: torch.Tensor, geometry, ones: bool = False, buffers: Optional[Dic
     # (b, c·h·w) in memory order, a view either way (channels-last: each sample is dense in (h, w, c))
     n = x.shape[1] * x.shape[2] * x.shape[3]
     src = x.as_strided((b, n), (x.stride(0), 1), x.storage_offset()) if cl else x.reshape(b, -1)
-    views = None if buffers is None else buffers.get((n, b, x.dtype, x.device))
-    if views is None:
-        key = (n, x.dtype, x.device)
-        buf = None if buffers is None else buffers.get(key)
-        if buf is None or buf.shape[0] < b:
-            buf = torch.empty((max(b, 64), n + 2), dtype=x.dtype, device=x.device)
-            buf[:, n] = 0.0
-            buf[:, n + 1] = 1.0
-            if buffers is not None:  # (dropping the row views of the smaller buffer)
-                for k in [k for k in buffers if len(k) == 4 and (k[0], k[2], k[3]) == key]:
-                    del buffers[k]
-                buffers[key] = buf
-        views = (buf[:b], buf[:b, :n])  # rows [x_i, 0, 1] and their x_i part, kept per batch size
+    key = (n, x.dtype, x.device)
+    entry = None if buffers is None else buffers.get(key)
+    if entry is None or entry[0].shape[0] < b:
+        buf = torch.empty((max(b, 64), n + 2), dtype=x.dtype, device=x.device)
+        buf[:, n] = 0.0
+        buf[:, n + 1] = 1.0
+        entry = (buf, {})  # the buffer, and its row views per batch size
         if buffers is not None:
-            buffers[(n, b, x.dtype, x.device)] = views
+            buffers[key] = entry
+    views = entry[1].get(b)
+    if views is None:
+        buf = entry[0]
+        views = entry[1][b] = (buf[:b], buf[:b, :n])  # rows [x_i, 0, 1] and their x_i part
     flat, head = views
     head.copy_(src)
     return flat.index_select(1, idx).view(b, -1, x.shape[1] * geometry[0][0] * geometry[0][1] + ones)
@@ -365,7 +354,7 @@ class DPEngine:
         self._owner: Dict[int, int] = {}  # id(param) -> how many planned layers own it (tied weights)
         self.active = True
         self._blocks: Dict[int, torch.Tensor] = {}  # id(layer) -> its interleaved [weight | bias] block
-        self._unfold_buffers: Dict[tuple, torch.Tensor] = {}  # reusable [x | 0 | 1] rows of _unfold
+        self._unfold_buffers: Dict[tuple, tuple] = {}  # reusable [x | 0 | 1] rows of _unfold
         self._closed_cache: Dict[tuple, tuple] = {}  # layer sequence -> _closed_forms
         self._layout([])
         self.accum: Dict[int, torch.Tensor] = {}  # id(param) -> the lot's sum of clipped gradients so far
@@ -471,7 +460,7 @@ class DPEngine:
         self._noisy = None  # (buffer, per-parameter views) of noisy_gradients(reuse=True)
 
     def _bound_hooks(self, layer: _Layer):
-        """Forward pre-/post-hooks for one known layer: the checks of ``_on_forward_pre``/``_on_forward``
+        """Forward pre-/post-hooks for one known layer: what ``_on_forward_pre``/``_on_forward`` do,
         with the layer lookup done once (the hooks run every forward pass, so they stay lean)."""
         return _PreHook(self, layer), _PostHook(self, layer)
 
@@ -502,15 +491,19 @@ class DPEngine:
         if self._global and module not in self._tried:
             self._resolve(module)
         layer = self._layer(module)
-        if layer is None:
-            return
+        if layer is not None:
+            self._freeze(layer, module)
+
+    def _freeze(self, layer: _Layer, module) -> None:
+        """Freezes the layer's parameters for its forward: autograd records no weight-gradient work
+        for it (``_capture`` or the clipping thaws them)."""
         if isinstance(module, _MIXING) and module.training:
             _mixing_error(module)
-        # frozen during the forward: autograd records no weight-gradient work for this layer
+        frozen = self._frozen
         for p in layer.params:
             if p.requires_grad:
                 p.requires_grad_(False)
-                self._frozen.append(p)
+                frozen.append(p)
 
     # -- capture ----------------------------------------------------------------------------
     def _on_forward(self, module, inputs, output):
